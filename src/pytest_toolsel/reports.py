@@ -1,0 +1,190 @@
+"""Before/after reports: results.json for machines, accuracy.md for people (and PR comments)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tabulate import tabulate
+
+from .evaluation import Outcome, RunResult
+from .stats import mcnemar_exact, wilson_interval
+
+RESULTS_FILE = "results.json"
+MARKDOWN_FILE = "accuracy.md"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate against the baseline on the cases both ran."""
+
+    fixed: tuple[Outcome, ...]
+    regressed: tuple[Outcome, ...]
+    still_failing: tuple[Outcome, ...]
+
+    @property
+    def p_value(self) -> float:
+        return mcnemar_exact(len(self.fixed), len(self.regressed))
+
+
+def compare(candidate: RunResult, baseline: RunResult) -> Comparison:
+    before = baseline.by_key()
+    fixed, regressed, failing = [], [], []
+    for outcome in candidate.outcomes:
+        old = before.get(outcome.key)
+        if old is None:
+            continue
+        if outcome.passed and not old.passed:
+            fixed.append(outcome)
+        elif old.passed and not outcome.passed:
+            regressed.append(outcome)
+        elif not outcome.passed:
+            failing.append(outcome)
+    return Comparison(tuple(fixed), tuple(regressed), tuple(failing))
+
+
+def score(outcomes: Iterable[Outcome]) -> str:
+    outcomes = list(outcomes)
+    passed, total = sum(o.passed for o in outcomes), len(outcomes)
+    if not total:
+        return "-"
+    low, high = wilson_interval(passed, total)
+    return f"{passed}/{total} = {passed / total:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def run_record(run: RunResult) -> dict:
+    low, high = wilson_interval(run.passed, run.total)
+    return {
+        "model": run.model,
+        "passed": run.passed,
+        "total": run.total,
+        "accuracy": run.accuracy,
+        "accuracy_ci95": [low, high],
+        "cases": [case_record(outcome) for outcome in run.outcomes],
+    }
+
+
+def case_record(outcome: Outcome) -> dict:
+    return {
+        "id": outcome.case.id,
+        "suite": outcome.suite.policy,
+        "file": str(outcome.suite.path),
+        "prompt": outcome.case.prompt,
+        "expected": sorted(outcome.case.expect),
+        "called": list(outcome.verdict.called),
+        "passed": outcome.passed,
+        "reasons": list(outcome.verdict.reasons),
+        "calls": [call.as_dict() for call in outcome.parsed.calls],
+        "output": outcome.output,
+    }
+
+
+def results_document(candidate: RunResult, baseline: RunResult | None, settings: dict) -> dict:
+    document = {
+        "candidate": run_record(candidate),
+        "baseline": run_record(baseline) if baseline else None,
+        "generation": settings,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if baseline:
+        comparison = compare(candidate, baseline)
+        document["comparison"] = {
+            "fixed": [o.case.id for o in comparison.fixed],
+            "regressed": [o.case.id for o in comparison.regressed],
+            "mcnemar_p": comparison.p_value,
+        }
+    return document
+
+
+def _grouped(run: RunResult, group: Callable[[Outcome], str]) -> dict[str, list[Outcome]]:
+    groups: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in run.outcomes:
+        groups[group(outcome)].append(outcome)
+    return groups
+
+
+def _table(
+    candidate: RunResult, baseline: RunResult | None, group: Callable[[Outcome], str], title: str, fmt: str
+) -> str:
+    after = _grouped(candidate, group)
+    before = _grouped(baseline, group) if baseline else {}
+    headers = [title, "before", "after"] if baseline else [title, "accuracy"]
+    rows = []
+    for name in sorted(after):
+        row = [name, score(before.get(name, []))] if baseline else [name]
+        rows.append(row + [score(after[name])])
+    return tabulate(rows, headers=headers, tablefmt=fmt)
+
+
+def overall_table(candidate: RunResult, baseline: RunResult | None, fmt: str) -> str:
+    rows = [["after", candidate.model, score(candidate.outcomes)]]
+    if baseline:
+        rows.insert(0, ["before", baseline.model, score(baseline.outcomes)])
+    return tabulate(rows, headers=["", "model", "passed = accuracy [95% CI]"], tablefmt=fmt)
+
+
+def significance_line(candidate: RunResult, baseline: RunResult | None) -> str:
+    if not baseline:
+        return "No before model was evaluated (--no-baseline)."
+    comparison = compare(candidate, baseline)
+    return (
+        f"Fixed {len(comparison.fixed)}, regressed {len(comparison.regressed)}; "
+        f"exact McNemar p = {comparison.p_value:.3g} on the discordant cases."
+    )
+
+
+def terminal_summary(candidate: RunResult, baseline: RunResult | None) -> str:
+    by_suite = _table(candidate, baseline, lambda o: o.suite.policy, "suite", "simple")
+    return "\n\n".join([overall_table(candidate, baseline, "simple"), by_suite, significance_line(candidate, baseline)])
+
+
+def _case_line(outcome: Outcome, before: Outcome | None) -> str:
+    after_called = ", ".join(outcome.verdict.called) or "no tool"
+    line = f"- `{outcome.case.id}` ({outcome.suite.policy}): {outcome.case.prompt!r}, expects {outcome.case.expect_label}"
+    if before is not None:
+        line += f"; before called {', '.join(before.verdict.called) or 'no tool'}"
+    return line + f"; now calls {after_called}"
+
+
+def markdown_report(candidate: RunResult, baseline: RunResult | None) -> str:
+    sections = [
+        "# Tool-selection accuracy",
+        overall_table(candidate, baseline, "github"),
+        significance_line(candidate, baseline)
+        + " Intervals are 95% Wilson intervals: with 20 cases a suite's accuracy is only known to about +-9 points.",
+        "## Per suite",
+        _table(candidate, baseline, lambda o: o.suite.policy, "suite", "github"),
+        "## Per expected tool",
+        _table(candidate, baseline, lambda o: o.case.expect_label, "expected tool", "github"),
+    ]
+    before = baseline.by_key() if baseline else {}
+    if baseline:
+        comparison = compare(candidate, baseline)
+        lists = [("Fixed", comparison.fixed), ("Regressed", comparison.regressed), ("Still failing", comparison.still_failing)]
+    else:
+        lists = [("Failing", tuple(o for o in candidate.outcomes if not o.passed))]
+    for title, outcomes in lists:
+        sections.append(f"## {title} ({len(outcomes)})")
+        sections.append("\n".join(_case_line(o, before.get(o.key)) for o in outcomes) or "None.")
+    return "\n\n".join(sections) + "\n"
+
+
+def write_reports(report_dir: Path, candidate: RunResult, baseline: RunResult | None, settings: dict) -> list[Path]:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    contents = {
+        RESULTS_FILE: json.dumps(results_document(candidate, baseline, settings), indent=2, ensure_ascii=False) + "\n",
+        MARKDOWN_FILE: markdown_report(candidate, baseline),
+    }
+    for name, text in contents.items():
+        path = report_dir / name
+        staging = path.with_name(f".{name}.tmp")
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, path)  # a reader never sees half a report
+        written.append(path)
+    return written
