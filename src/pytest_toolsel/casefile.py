@@ -18,6 +18,7 @@ import yaml
 from .chat_format import as_function_tool
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_SCHEMA_DEPTH = 32
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 TOP_LEVEL_KEYS = ("policy", "description", "system", "tools", "train", "cases", "min_accuracy")
 TOOL_KEYS = ("name", "description", "parameters")
@@ -161,7 +162,7 @@ def _read_text(path: Path, shown: Path) -> str:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise CaseFileError(
-            shown, f"file is {size / 2**20:.1f} MiB; case files are limited to {MAX_FILE_BYTES // 2**20} MiB"
+            shown, f"file is {size:,} bytes; case files are limited to {MAX_FILE_BYTES:,} bytes (5 MiB)"
         )
     raw = path.read_bytes()
     try:
@@ -304,13 +305,20 @@ class _SuiteReader:
                 raise self.error("field 'parameters': the top-level type must be 'object'", keys + ("parameters",), where)
         return Tool(name=name, description=description, parameters=parameters)
 
-    def check_schema(self, schema: Any, keys: tuple, where: str, field_name: str) -> None:
+    def check_schema(self, schema: Any, keys: tuple, where: str, field_name: str, depth: int = 0) -> None:
         if not isinstance(schema, dict):
             raise self.error(f"field '{field_name}' must be a JSON-schema mapping", keys, where)
+        if depth > MAX_SCHEMA_DEPTH:
+            raise self.error(
+                f"field '{field_name}': schema nested deeper than {MAX_SCHEMA_DEPTH} levels (a YAML alias "
+                "referring to itself?)",
+                keys,
+                where,
+            )
         kind = schema.get("type")
         kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
         for one in kinds:
-            if one not in JSON_TYPES:
+            if not isinstance(one, str) or one not in JSON_TYPES:
                 raise self.error(
                     f"field '{field_name}.type': {one!r} is not a JSON-schema type ({', '.join(sorted(JSON_TYPES))})",
                     keys + ("type",),
@@ -324,7 +332,7 @@ class _SuiteReader:
         if not isinstance(properties, dict):
             raise self.error(f"field '{field_name}.properties' must be a mapping", keys + ("properties",), where)
         for name, prop in properties.items():
-            self.check_schema(prop, keys + ("properties", name), where, f"{field_name}.properties.{name}")
+            self.check_schema(prop, keys + ("properties", name), where, f"{field_name}.properties.{name}", depth + 1)
         required = schema.get("required", [])
         if not isinstance(required, list) or not all(isinstance(item, str) for item in required):
             raise self.error(f"field '{field_name}.required' must be a list of names", keys + ("required",), where)
@@ -334,12 +342,16 @@ class _SuiteReader:
                     f"field '{field_name}.required': '{name}' is not among the properties", keys + ("required",), where
                 )
         if "items" in schema:
-            self.check_schema(schema["items"], keys + ("items",), where, f"{field_name}.items")
+            self.check_schema(schema["items"], keys + ("items",), where, f"{field_name}.items", depth + 1)
 
     def undeclared(self, name: Any, by_name: Mapping[str, Tool], keys: tuple, where: str, field_name: str) -> Tool:
         if not isinstance(name, str) or name not in by_name:
             declared = ", ".join(by_name)
-            raise self.error(f"field '{field_name}': {name!r} is not a declared tool (declared: {declared})", keys, where)
+            raise self.error(
+                f"field '{field_name}': {name!r} is not a declared tool (declared: {declared}){_yaml_typed(name)}",
+                keys,
+                where,
+            )
         return by_name[name]
 
     def check_arg_names(self, tool: Tool, names: Iterable[str], keys: tuple, where: str, field_name: str) -> None:
@@ -360,7 +372,7 @@ class _SuiteReader:
     def read_prompt(self, entry: dict, keys: tuple, where: str) -> str:
         prompt = entry.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
-            problem = "is missing" if prompt is None else "must be a non-empty string"
+            problem = "is missing" if prompt is None else "must be a non-empty string" + _yaml_typed(prompt)
             raise self.error(f"field 'prompt' {problem}", keys + ("prompt",), where)
         return prompt
 
@@ -375,6 +387,8 @@ class _SuiteReader:
             raise self.error("field 'call' is missing (a tool name, a list of {name, args}, or none)", keys, where)
         spec = entry["call"]
         if spec is None or spec == NO_TOOL:
+            if "args" in entry:
+                raise self.error("field 'args': an example with 'call: none' calls nothing", keys + ("args",), where)
             answer = entry.get("answer")
             if not isinstance(answer, str) or not answer.strip():
                 raise self.error("field 'answer': an example that calls no tool needs the text answer", keys, where)
@@ -418,20 +432,21 @@ class _SuiteReader:
     def read_cases(self, entries: list, by_name: Mapping[str, Tool]) -> tuple[Case, ...]:
         if not entries:
             raise self.error("'cases' is empty: add at least one held-out prompt", ("cases",), where="cases")
-        cases: list[Case] = []
+        cases: list[tuple[Case, bool]] = []
         explicit_ids: dict[str, int] = {}
         for index, entry in enumerate(entries):
             case = self.read_case(entry, index, by_name)
-            if isinstance(entry.get("id"), str):
+            explicit = isinstance(entry.get("id"), str)
+            if explicit:
                 if case.id in explicit_ids:
                     raise self.error(
                         f"field 'id': duplicate id '{case.id}' (also cases[{explicit_ids[case.id]}])",
                         ("cases", index, "id"),
-                        f"cases[{index}]",
+                        f"cases[{index}] (id '{case.id}')",
                     )
                 explicit_ids[case.id] = index
-            cases.append(case)
-        return _dedupe_derived_ids(cases, set(explicit_ids))
+            cases.append((case, explicit))
+        return _dedupe_derived_ids(cases)
 
     def read_case(self, entry: Any, index: int, by_name: Mapping[str, Tool]) -> Case:
         keys: tuple = ("cases", index)
@@ -442,7 +457,10 @@ class _SuiteReader:
         if case_id is not None:
             if not isinstance(case_id, str) or not _CASE_ID.match(case_id):
                 raise self.error(
-                    f"field 'id': {case_id!r} must be letters, digits, '_', '.', '-'", keys + ("id",), where
+                    f"field 'id': {case_id!r} must start with a letter or digit and contain only letters, "
+                    f"digits, '_', '.', '-'{_yaml_typed(case_id)}",
+                    keys + ("id",),
+                    where,
                 )
             where = f"cases[{index}] (id '{case_id}')"
         self.check_keys(entry, CASE_KEYS, keys, where)
@@ -510,6 +528,15 @@ class _SuiteReader:
         return tuple(checks)
 
     def read_check(self, tool: str, argument: str, spec: Any, keys: tuple, where: str) -> ArgCheck:
+        if isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) not in CHECK_OPERATORS:
+            close = difflib.get_close_matches(str(next(iter(spec))), CHECK_OPERATORS, n=1)
+            if close:
+                raise self.error(
+                    f"field 'args.{argument}': unknown check '{next(iter(spec))}'; did you mean '{close[0]}'? "
+                    f"(write {{equals: {{...}}}} to compare with a mapping)",
+                    keys,
+                    where,
+                )
         if isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in CHECK_OPERATORS:
             operator, expected = next(iter(spec.items()))
             if operator in ("contains", "regex") and not isinstance(expected, str):
@@ -523,6 +550,13 @@ class _SuiteReader:
         return ArgCheck(tool, argument, "equals", spec)
 
 
+def _yaml_typed(value: Any) -> str:
+    """A hint for values YAML did not read as text: `yes`, `no`, `on`, numbers, dates."""
+    if value is None or isinstance(value, (str, dict, list)):
+        return ""
+    return f" (YAML read this as a {type(value).__name__}; put it in quotes)"
+
+
 def slugify(prompt: str, limit: int = 48) -> str:
     words = re.findall(r"[a-z0-9]+", prompt.casefold())
     slug = ""
@@ -534,12 +568,12 @@ def slugify(prompt: str, limit: int = 48) -> str:
     return slug or "case"
 
 
-def _dedupe_derived_ids(cases: list[Case], explicit: set[str]) -> tuple[Case, ...]:
+def _dedupe_derived_ids(cases: list[tuple[Case, bool]]) -> tuple[Case, ...]:
     """Derived ids (from the prompt) get a numeric suffix when they collide; explicit ids never change."""
-    seen = set(explicit)
+    seen = {case.id for case, explicit in cases if explicit}
     unique = []
-    for case in cases:
-        if case.id not in explicit:
+    for case, explicit in cases:
+        if not explicit:
             base, n = case.id, 2
             while case.id in seen:
                 case, n = replace(case, id=f"{base}-{n}"), n + 1

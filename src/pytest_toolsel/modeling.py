@@ -60,11 +60,25 @@ def resolve(spec: str) -> str:
     """The path or hub id that transformers should open for a --model / --base-model value."""
     if is_embedded(spec):
         return str(embedded_base_dir())
+    if looks_like_hub_id(spec):
+        return spec
     path = Path(spec).expanduser()
-    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
-        check_local_dir(path)
-        return str(path)
-    return spec  # a hub id such as google/functiongemma-270m-it
+    check_local_dir(path)
+    return str(path)
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """`org/name` that is not a local path, such as google/functiongemma-270m-it."""
+    return (
+        spec.count("/") == 1
+        and not spec.startswith((".", "/", "~"))
+        and not Path(spec).expanduser().exists()
+    )
+
+
+def is_local_target(spec: str) -> bool:
+    """A --model value naming a local directory (existing or to be trained into)."""
+    return not is_embedded(spec) and not looks_like_hub_id(spec)
 
 
 def check_local_dir(path: Path) -> None:

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from .casefile import Case, CaseFileError, Suite, load_suite, looks_like_case_file, normalise_prompt
+from .cli import default_recipe_path
 from .embedded import EMBEDDED_ALIAS
 from .evaluation import Outcome, RunResult, evaluate, outcome_key
 from .generation import GenerationSettings
-from .modeling import ModelLoadError, load_model, pick_device, read_metadata
+from .modeling import ModelLoadError, is_local_target, load_model, pick_device, read_metadata
+from .recipe import RecipeError, load_recipe, parse_override
 from .reports import terminal_summary, write_reports
+from .training import TrainingError, staleness, train
 
 DEFAULT_MODEL = "checkpoint"
 
@@ -27,6 +30,9 @@ class Options:
     generation: GenerationSettings
     min_accuracy: float | None
     report_dir: Path
+    retrain: bool
+    recipe: Path | None
+    recipe_overrides: tuple[str, ...]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
@@ -41,6 +47,9 @@ class Options:
             ),
             min_accuracy=option.toolsel_min_accuracy,
             report_dir=Path(option.toolsel_report_dir),
+            retrain=option.toolsel_retrain,
+            recipe=Path(option.toolsel_recipe) if option.toolsel_recipe else default_recipe_path(config.rootpath),
+            recipe_overrides=tuple(option.toolsel_recipe_overrides),
         )
 
 
@@ -77,6 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="misses become xfail; the session fails only when accuracy is below X (0..1)")
     group.addoption("--report-dir", dest="toolsel_report_dir", default="reports",
                     help="where results.json and accuracy.md are written (default: reports/)")
+    group.addoption("--retrain", dest="toolsel_retrain", action="store_true",
+                    help="train --model again from the base model, replacing it when done")
+    group.addoption("--recipe", dest="toolsel_recipe", default=None, metavar="YAML",
+                    help="training recipe (default: tuning/recipe.yaml under the rootdir, else built-in defaults)")
+    group.addoption("--recipe-set", dest="toolsel_recipe_overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="override one recipe setting, e.g. --recipe-set epochs=2 (repeatable)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -204,6 +219,34 @@ class ToolselSession:
         options = self.options
         return options.base_model or read_metadata(options.model).get("base_model") or EMBEDDED_ALIAS
 
+    def needs_training(self) -> bool:
+        options = self.options
+        if not is_local_target(options.model):
+            if options.retrain:
+                raise pytest.UsageError(f"--retrain needs a local --model directory, not {options.model}")
+            return False
+        return options.retrain or not Path(options.model).expanduser().exists()
+
+    def train_checkpoint(self, terminal) -> None:
+        """Fine-tune --model from the base on every collected suite's training examples."""
+        options = self.options
+        recipe = load_recipe(options.recipe, dict(map(parse_override, options.recipe_overrides)))
+        base = options.base_model or EMBEDDED_ALIAS
+        terminal.section("pytest-toolsel: training", sep="=")
+        terminal.write_line(
+            f"training {options.model} from {base} on {sum(len(s.train) for s in self.suites)} examples "
+            f"(recipe: {options.recipe or 'built-in defaults'})"
+        )
+        result = train(self.suites, base, Path(options.model), recipe, report_dir=options.report_dir,
+                       device=options.device)
+        terminal.write_line(f"checkpoint written to {result.checkpoint} in {result.metadata['train_seconds']} s")
+        self.notes.append(f"trained {result.checkpoint} this session ({result.metadata['train_seconds']} s)")
+
+    def check_staleness(self) -> None:
+        warning = staleness(self.options.model, self.suites)
+        if warning:
+            self.notes.append(warning)
+
     def finish(self, session: pytest.Session) -> None:
         if self.candidate is None:
             return
@@ -272,6 +315,27 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         report = pytest.CollectReport(collector.nodeid, "failed", "\n".join(messages), [])
         config.hook.pytest_collectreport(report=report)
     items[:] = [item for item in items if item not in leaked]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Train the checkpoint when it is missing (or --retrain), before the first verdict."""
+    config = session.config
+    state = config.stash[SESSION_KEY]
+    if config.option.collectonly or not any(isinstance(item, CaseItem) for item in session.items):
+        return
+    if hasattr(config, "workerinput"):  # xdist workers evaluate; training is the controller's job
+        return
+    if state.needs_training():
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        try:
+            with capture.global_and_fixture_disabled():
+                state.train_checkpoint(terminal)
+        except (RecipeError, TrainingError, ModelLoadError, CaseFileError) as problem:
+            raise pytest.UsageError(f"pytest-toolsel could not train {state.options.model}: {problem}") from None
+    else:
+        state.check_staleness()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

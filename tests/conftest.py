@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+# pytester's in-process runs drop and re-import every module the outer session had not imported.
+# Import these once here: datasets cannot be imported twice (pyarrow extension types), trl's lazy
+# top-level module would hand out classes of a previous import, and re-imports cost seconds.
+import datasets  # noqa: F401
+import hypothesis  # noqa: F401
+import pytest
+from trl import SFTConfig, SFTTrainer  # noqa: F401
+
+import tiny
+from pytest_toolsel.chat_format import as_function_tool, prompt_messages, render
+
+pytest_plugins = ["pytester"]
+
+WEATHER = as_function_tool(
+    "get_weather",
+    "Current weather for a city.",
+    {"type": "object", "properties": {"city": {"type": "string", "description": "city name"}}, "required": ["city"]},
+)
+STOCKS = as_function_tool(
+    "get_stock_price",
+    "Latest stock price for a ticker.",
+    {"type": "object", "properties": {"ticker": {"type": "string", "description": "ticker symbol"}}, "required": ["ticker"]},
+)
+TOOLS = [WEATHER, STOCKS]
+
+# What the tiny checkpoint is taught. The case files below expect these answers, or deliberately
+# the wrong tool, so a test can count on a pass and on a miss.
+LESSONS: list[tiny.Lesson] = [
+    ("What is the weather in Paris?", [("get_weather", {"city": "Paris"})]),
+    ("Is it raining in Oslo today?", [("get_weather", {"city": "Oslo"})]),
+    ("How much is ACME stock?", [("get_stock_price", {"ticker": "ACME"})]),
+    ("Price of GLOBEX shares please", [("get_stock_price", {"ticker": "GLOBEX"})]),
+    ("Weather in Rome and the price of ACME?", [("get_weather", {"city": "Rome"}), ("get_stock_price", {"ticker": "ACME"})]),
+    ("Tell me a joke.", []),
+]
+
+TOOLS_YAML = """\
+tools:
+  - name: get_weather
+    description: Current weather for a city.
+    parameters:
+      type: object
+      properties:
+        city: {type: string, description: city name}
+      required: [city]
+  - name: get_stock_price
+    description: Latest stock price for a ticker.
+    parameters:
+      type: object
+      properties:
+        ticker: {type: string, description: ticker symbol}
+      required: [ticker]
+"""
+
+
+def case_file(cases: str, extra: str = "", tools: str = TOOLS_YAML) -> str:
+    """A case file with the tiny policy's tools; `cases` is the YAML list under `cases:`."""
+    return tools + extra + "cases:\n" + textwrap.indent(textwrap.dedent(cases).strip("\n"), "  ") + "\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    corpus = [render(prompt_messages(prompt), TOOLS, add_generation_prompt=True) for prompt, _ in LESSONS]
+    corpus += [answer for _, answer in tiny.lesson_texts(LESSONS, TOOLS)]
+    return tiny.build_tokenizer(corpus)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny Gemma 3 taught LESSONS: its greedy answers are the taught calls."""
+    model = tiny.build_model(tiny_tokenizer, seed=0)
+    tiny.teach(model, tiny_tokenizer, tiny.lesson_texts(LESSONS, TOOLS))
+    return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny-checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
+    """The same architecture, untaught: a 'before' model that calls nothing sensible."""
+    model = tiny.build_model(tiny_tokenizer, seed=1)
+    return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny-base"))

@@ -1,0 +1,294 @@
+"""The plugin as users run it: pytester sessions against tiny checkpoints the tests build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import case_file
+
+PASSING = """\
+- prompt: What is the weather in Paris?
+  expect: get_weather
+  id: paris
+- prompt: How much is ACME stock?
+  expect: get_stock_price
+"""
+# The checkpoint answers Oslo with get_weather; this case insists on stocks, so it must fail.
+MISSING = """\
+- prompt: Is it raining in Oslo today?
+  expect: get_stock_price
+  id: oslo-wrong
+"""
+
+
+def run(pytester, checkpoint, *args, base=None):
+    extra = ["--base-model", str(base)] if base else ["--no-baseline"]
+    return pytester.runpytest("-p", "no:cacheprovider", "--model", str(checkpoint), *extra, *args)
+
+
+def test_each_case_is_a_test_with_a_readable_id(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, tiny_checkpoint, "-v")
+    result.stdout.fnmatch_lines(
+        ["*policy.yaml::paris PASSED*", "*policy.yaml::how-much-is-acme-stock PASSED*", "*2 passed*"]
+    )
+    assert result.ret == 0
+
+
+def test_wrong_tool_fails_with_prompt_expected_calls_and_raw_output(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*tool selection failed: did not call get_stock_price; called get_weather*",
+            "*prompt:*'Is it raining in Oslo today?'",
+            "*expected:*get_stock_price",
+            '*called:*get_weather({"city": "Oslo"})',
+            "*raw output:*<start_function_call>call:get_weather{city:<escape>Oslo<escape>}<end_function_call>*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_parallel_calls_and_no_call_expectations(pytester, tiny_checkpoint):
+    pytester.makefile(
+        ".yaml",
+        policy=case_file(
+            """\
+            - prompt: Weather in Rome and the price of ACME?
+              expect: [get_stock_price, get_weather]
+            - prompt: Tell me a joke.
+              expect: none
+            - prompt: Weather in Rome and the price of ACME?
+              id: only-weather
+              expect: get_weather
+            """
+        ),
+    )
+    result = run(pytester, tiny_checkpoint, "-v")
+    result.stdout.fnmatch_lines(["*only-weather FAILED*", "*called get_stock_price, which the case does not expect*"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_argument_checks(pytester, tiny_checkpoint):
+    pytester.makefile(
+        ".yaml",
+        policy=case_file(
+            """\
+            - prompt: What is the weather in Paris?
+              expect: get_weather
+              id: contains-ok
+              args: {city: {contains: par}}
+            - prompt: What is the weather in Paris?
+              expect: get_weather
+              id: regex-miss
+              args: {city: {regex: '^Lon'}}
+            - prompt: Weather in Rome and the price of ACME?
+              expect: [get_weather, get_stock_price]
+              id: parallel-exact
+              args: {get_weather: {city: Rome}, get_stock_price: {ticker: ACME}}
+            """
+        ),
+    )
+    result = run(pytester, tiny_checkpoint, "-v")
+    result.stdout.fnmatch_lines(["*contains-ok PASSED*", "*regex-miss FAILED*", "*parallel-exact PASSED*"])
+    result.stdout.fnmatch_lines(["*argument check failed: get_weather.city regex '^Lon', got 'Paris'*"])
+
+
+def test_case_xfail_key_marks_the_test(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(MISSING.rstrip("\n") + "\n  xfail: known gap\n" + PASSING))
+    result = run(pytester, tiny_checkpoint, "-rx")
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*oslo-wrong*known gap*"])
+
+
+@pytest.mark.parametrize(
+    ("bar", "exit_code", "line"),
+    [
+        ("0.5", pytest.ExitCode.OK, None),
+        ("0.9", pytest.ExitCode.TESTS_FAILED, "FAILED: accuracy 66.7% (2/3) is below --min-accuracy 90%"),
+    ],
+)
+def test_min_accuracy_turns_misses_into_xfail_and_gates_the_session(pytester, tiny_checkpoint, bar, exit_code, line):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint, "--min-accuracy", bar)
+    result.assert_outcomes(passed=2, xfailed=1)
+    assert result.ret == exit_code
+    if line:
+        result.stdout.fnmatch_lines([f"*{line}*"])
+
+
+def test_per_suite_min_accuracy(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", strict=case_file(PASSING + MISSING, extra="min_accuracy: 0.9\n"))
+    pytester.makefile(".yaml", lenient=case_file(MISSING, extra="policy: lenient\nmin_accuracy: 0.0\n"))
+    result = run(pytester, tiny_checkpoint)
+    result.assert_outcomes(passed=2, xfailed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*FAILED: suite strict (*strict.yaml) scored 2/3, below its min_accuracy 90%*"])
+    assert "suite lenient" not in result.stdout.str()
+
+
+def test_deselected_cases_are_not_generated(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint, "-k", "paris")
+    result.assert_outcomes(passed=1)
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    assert [case["id"] for case in results["candidate"]["cases"]] == ["paris"]
+
+
+def test_reports_compare_before_and_after(pytester, tiny_checkpoint, tiny_base):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint, base=tiny_base)
+    result.stdout.fnmatch_lines(
+        ["*pytest-toolsel: tool-selection accuracy*", "before*tiny-base*", "after*tiny-checkpoint*2/3 = 67%*"]
+    )
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    candidate, baseline = results["candidate"], results["baseline"]
+    assert (candidate["passed"], candidate["total"]) == (2, 3)
+    assert candidate["accuracy"] == pytest.approx(2 / 3)
+    assert baseline["model"] == str(tiny_base) and baseline["total"] == 3
+    assert {"id", "suite", "prompt", "expected", "called", "passed", "output"} <= set(candidate["cases"][0])
+    oslo = next(case for case in candidate["cases"] if case["id"] == "oslo-wrong")
+    assert oslo["expected"] == ["get_stock_price"] and oslo["called"] == ["get_weather"] and not oslo["passed"]
+    markdown = (pytester.path / "reports" / "accuracy.md").read_text()
+    assert "| after  |" in markdown and "McNemar" in markdown and "## Per expected tool" in markdown
+    assert f"Fixed ({len(results['comparison']['fixed'])})" in markdown
+
+
+def test_generation_is_identical_across_batch_sizes(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    outputs = []
+    for batch_size in ("1", "16"):
+        run(pytester, tiny_checkpoint, "--batch-size", batch_size)
+        cases = json.loads((pytester.path / "reports" / "results.json").read_text())["candidate"]["cases"]
+        outputs.append([(case["id"], case["output"]) for case in cases])
+    assert outputs[0] == outputs[1]
+
+
+def test_other_yaml_files_are_left_alone(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", config="name: not a case file\nitems: [1, 2]\n")
+    pytester.makefile(".yml", policy=case_file(PASSING))
+    result = run(pytester, tiny_checkpoint)
+    result.assert_outcomes(passed=2)
+
+
+def test_held_out_prompt_seen_in_training_is_a_collection_error(pytester, tiny_checkpoint):
+    pytester.makefile(
+        ".yaml",
+        trainer=case_file(
+            "- prompt: Something else entirely\n  expect: get_weather\n",
+            extra="train:\n  - prompt: what is the  WEATHER in paris?\n    call: get_weather\n    args: {city: Paris}\n",
+        ),
+    )
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, tiny_checkpoint)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    output = result.stdout.str()
+    assert (
+        "policy.yaml: cases[0] (id 'paris'): field 'prompt': 'What is the weather in Paris?' is also a training "
+        "prompt (test_held_out_prompt_seen_in_training_is_a_collection_error0/trainer.yaml train[0])" in output
+    )
+    result.stdout.fnmatch_lines(["*1 error*"])
+
+
+def test_missing_model_without_training_examples_is_one_clear_error(pytester, tmp_path):
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, tmp_path / "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*pytest-toolsel could not train {tmp_path / 'nope'}: nothing to train on*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("empty", "is not a Hugging Face model directory: no config.json (it is empty)"),
+        ("config-only", "has a config.json but no weights"),
+        ("corrupt", "could not load the weights of"),
+        ("no-template", "has no chat template"),
+    ],
+)
+def test_broken_model_directory_is_one_clear_error(pytester, tmp_path, tiny_checkpoint, layout, message):
+    import shutil
+
+    broken = tmp_path / layout
+    if layout == "empty":
+        broken.mkdir()
+    elif layout == "config-only":
+        broken.mkdir()
+        shutil.copy(tiny_checkpoint / "config.json", broken)
+    else:
+        shutil.copytree(tiny_checkpoint, broken)
+        if layout == "corrupt":
+            (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+        else:
+            (broken / "chat_template.jinja").unlink()
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, broken)
+    result.assert_outcomes(failed=1)  # the session stops at the first: one message, not one per case
+    result.stdout.fnmatch_lines([f"*pytest-toolsel could not load a model:*{message}*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+TRAIN = """train:
+  - prompt: Weather in Madrid right now?
+    call: get_weather
+    args: {city: Madrid}
+  - prompt: What does INITECH trade at?
+    call: get_stock_price
+    args: {ticker: INITECH}
+"""
+
+
+def test_missing_checkpoint_is_trained_then_reused(pytester, tiny_base):
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    args = ["--base-model", str(tiny_base), "--recipe-set", "epochs=1", "--recipe-set", "eval_fraction=0"]
+    first = pytester.runpytest("-p", "no:cacheprovider", "--model", "ckpt", *args)
+    first.stdout.fnmatch_lines(["*pytest-toolsel: training*", "training ckpt from *tiny-base* on 2 examples*",
+                                "checkpoint written to ckpt in *"])
+    checkpoint = pytester.path / "ckpt"
+    metadata = json.loads((checkpoint / "toolsel.json").read_text())
+    assert metadata["base_model"] == str(tiny_base) and metadata["train_examples"] == 2
+    assert metadata["recipe"]["epochs"] == 1
+    assert (pytester.path / "reports" / "loss_curve.png").stat().st_size > 0
+    assert not [p for p in pytester.path.iterdir() if ".partial-" in p.name]
+    assert json.loads((pytester.path / "reports" / "results.json").read_text())["baseline"]["model"] == str(tiny_base)
+
+    second = pytester.runpytest("-p", "no:cacheprovider", "--model", "ckpt", *args)
+    assert "pytest-toolsel: training" not in second.stdout.str()
+    assert (checkpoint / "toolsel.json").read_text() == json.dumps(metadata, indent=2) + "\n"
+
+
+def test_changed_training_data_warns_that_the_checkpoint_is_stale(pytester, tiny_base):
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    args = ["--model", "ckpt", "--no-baseline", "--base-model", str(tiny_base), "--recipe-set", "epochs=1"]
+    pytester.runpytest("-p", "no:cacheprovider", *args)
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN.replace("Madrid", "Lima")))
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.stdout.fnmatch_lines(["*stale checkpoint: ckpt was trained on other training examples*retrain with --retrain*"])
+    retrained = pytester.runpytest("-p", "no:cacheprovider", *args, "--retrain")
+    retrained.stdout.fnmatch_lines(["*pytest-toolsel: training*"])
+    assert "stale checkpoint" not in retrained.stdout.str()
+
+
+def test_shipped_seed_suite_runs_end_to_end(pytester, tiny_checkpoint, tiny_base):
+    """The real cases/ directory, as `pytest cases/ --model DIR` runs it (on a tiny model that knows
+    nothing of this policy, so the outcome is not the point: the plumbing is)."""
+    shipped = Path(__file__).resolve().parents[1] / "cases" / "search_policy.yaml"
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "search_policy.yaml").write_text(shipped.read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "cases/", "--model", str(tiny_checkpoint),
+                                "--base-model", str(tiny_base), "--min-accuracy", "0")
+    assert result.ret == pytest.ExitCode.OK
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("xfailed", 0) == 20
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    for run in ("candidate", "baseline"):
+        assert results[run]["total"] == 20
+        assert [case["suite"] for case in results[run]["cases"]] == ["internal-vs-public-search"] * 20
+    assert "internal-vs-public-search" in (pytester.path / "reports" / "accuracy.md").read_text()
