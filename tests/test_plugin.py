@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -160,6 +162,30 @@ def test_reports_compare_before_and_after(pytester, tiny_checkpoint, tiny_base):
     assert f"Fixed ({len(results['comparison']['fixed'])})" in markdown
 
 
+def test_tool_choice_confidence_is_reported_and_fragile_passes_flagged(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint, "--fragile-margin", "1.0")
+    result.stdout.fnmatch_lines(["*tool probabilities: get_weather *, get_stock_price *"])
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    cases = {case["id"]: case for case in results["candidate"]["cases"]}
+    assert set(cases["oslo-wrong"]["tool_probabilities"]) == {"get_weather", "get_stock_price"}
+    assert sum(cases["oslo-wrong"]["tool_probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert cases["oslo-wrong"]["margin"] < 0  # it called get_weather: that is where its probability went
+    expected_fragile = sorted(i for i, case in cases.items() if case["passed"] and case["margin"] < 1.0)
+    assert sorted(results["fragile"]) == expected_fragile and expected_fragile
+    markdown = (pytester.path / "reports" / "accuracy.md").read_text()
+    assert f"## Fragile passes ({len(expected_fragile)})" in markdown
+
+
+def test_no_confidence_skips_the_scoring(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    result = run(pytester, tiny_checkpoint, "--no-confidence")
+    assert "tool probabilities" not in result.stdout.str()
+    cases = json.loads((pytester.path / "reports" / "results.json").read_text())["candidate"]["cases"]
+    assert all(case["tool_probabilities"] is None and case["margin"] is None for case in cases)
+    assert "Fragile passes" not in (pytester.path / "reports" / "accuracy.md").read_text()
+
+
 def test_generation_is_identical_across_batch_sizes(pytester, tiny_checkpoint):
     pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
     outputs = []
@@ -292,3 +318,70 @@ def test_shipped_seed_suite_runs_end_to_end(pytester, tiny_checkpoint, tiny_base
         assert results[run]["total"] == 20
         assert [case["suite"] for case in results[run]["cases"]] == ["internal-vs-public-search"] * 20
     assert "internal-vs-public-search" in (pytester.path / "reports" / "accuracy.md").read_text()
+
+
+def run_cached(pytester, checkpoint, *args):
+    return pytester.runpytest("--model", str(checkpoint), "--no-baseline", *args)
+
+
+def test_unchanged_rerun_reuses_answers_from_pytest_cache(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    first = run_cached(pytester, tiny_checkpoint)
+    first.assert_outcomes(passed=2, failed=1)
+    assert "reused from pytest's cache" not in first.stdout.str()
+    report = (pytester.path / "reports" / "results.json").read_text()
+    second = run_cached(pytester, tiny_checkpoint)
+    second.assert_outcomes(passed=2, failed=1)
+    second.stdout.fnmatch_lines([f"3/3 answers of {tiny_checkpoint} reused from pytest's cache*"])
+    cases = lambda text: json.loads(text)["candidate"]["cases"]  # noqa: E731
+    assert cases((pytester.path / "reports" / "results.json").read_text()) == cases(report)
+
+
+@pytest.mark.parametrize(
+    ("change", "reused"),
+    [
+        ("edit-one-prompt", "2/3"),
+        ("edit-model-file", None),
+        ("cache-clear", None),
+        ("max-new-tokens", None),
+        ("no-cacheprovider", None),
+    ],
+)
+def test_results_cache_is_invalidated_by_any_change(pytester, tiny_checkpoint, tmp_path, change, reused):
+    model = shutil.copytree(tiny_checkpoint, tmp_path / "model")
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    run_cached(pytester, model).assert_outcomes(passed=2, failed=1)
+    args = []
+    if change == "edit-one-prompt":
+        pytester.makefile(".yaml", policy=case_file(PASSING + MISSING.replace("Oslo", "Bergen")))
+    elif change == "edit-model-file":
+        config = json.loads((model / "generation_config.json").read_text())
+        (model / "generation_config.json").write_text(json.dumps({**config, "note": "changed"}))
+    else:
+        args = {"cache-clear": ["--cache-clear"], "max-new-tokens": ["--max-new-tokens", "48"],
+                "no-cacheprovider": ["-p", "no:cacheprovider"]}[change]
+    result = run_cached(pytester, model, *args)
+    if reused:
+        result.stdout.fnmatch_lines([f"{reused} answers of * reused from pytest's cache*"])
+    else:
+        assert "reused from pytest's cache" not in result.stdout.str()
+
+
+def test_xdist_workers_split_the_cases_and_the_controller_writes_the_same_report(pytester, tiny_checkpoint, tiny_base):
+    cases = PASSING + MISSING + "- prompt: Price of GLOBEX shares please\n  expect: get_stock_price\n"
+    pytester.makefile(".yaml", policy=case_file(cases))
+    pytester.makefile(".yaml", other=case_file(PASSING, extra="policy: other\n"))
+    reports = {}
+    for workers in ("0", "2"):
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-n", workers, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base),
+            "--report-dir", f"reports-{workers}",
+        )
+        result.assert_outcomes(passed=5, failed=1)
+        results = json.loads((pytester.path / f"reports-{workers}" / "results.json").read_text())
+        results.pop("created")
+        markdown = (pytester.path / f"reports-{workers}" / "accuracy.md").read_text()
+        reports[workers] = (results, markdown, result.stdout.str())
+    assert reports["2"][:2] == reports["0"][:2]
+    shares = re.search(r"pytest-xdist: gw0 answered (\d+), gw1 answered (\d+) of 6 cases", reports["2"][2])
+    assert shares and sorted(map(int, shares.groups())) == [3, 3]

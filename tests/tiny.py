@@ -53,7 +53,7 @@ def build_tokenizer(corpus: Sequence[str], vocab_size: int = 600) -> PreTrainedT
     return tokenizer
 
 
-def build_model(tokenizer, seed: int = 0) -> Gemma3ForCausalLM:
+def build_model(tokenizer, seed: int = 0, sliding_window: int = 64) -> Gemma3ForCausalLM:
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
         vocab_size=len(tokenizer),
@@ -63,7 +63,7 @@ def build_model(tokenizer, seed: int = 0) -> Gemma3ForCausalLM:
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=32,
-        sliding_window=64,
+        sliding_window=sliding_window,
         layer_types=["sliding_attention", "full_attention"],
         max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,

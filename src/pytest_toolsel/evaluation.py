@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .casefile import Case, Suite
 from .chat_format import prompt_messages
+from .confidence import ToolChoice, tool_choices
 from .generation import GenerationSettings, generate
 from .modeling import LoadedModel
+from .results_cache import Answer, AnswerCache
 from .parsing import ParsedOutput, parse_output
 from .verdicts import Verdict, judge
 
@@ -20,6 +22,11 @@ class Outcome:
     output: str
     parsed: ParsedOutput
     verdict: Verdict
+    choice: ToolChoice | None = None  # the model's probabilities over the declared tools
+
+    @property
+    def margin(self) -> float | None:
+        return self.choice.margin(self.case.expect) if self.choice else None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -34,6 +41,7 @@ class Outcome:
 class RunResult:
     model: str
     outcomes: tuple[Outcome, ...]
+    reused: int = 0  # answers taken from the results cache instead of generated
 
     @property
     def passed(self) -> int:
@@ -64,11 +72,62 @@ def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
     )
 
 
-def evaluate(loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings) -> RunResult:
+def generate_per_suite(
+    loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], prompts: Sequence[str], settings: GenerationSettings
+) -> list[str]:
+    """A suite's prompts share their tool declarations, so each suite is one generate() call."""
+    by_suite: dict[int, list[int]] = {}
+    for index, (suite, _) in enumerate(cases):
+        by_suite.setdefault(id(suite), []).append(index)
+    outputs = [""] * len(cases)
+    for indices in by_suite.values():
+        for index, output in zip(indices, generate(loaded, [prompts[i] for i in indices], settings)):
+            outputs[index] = output
+    return outputs
+
+
+def answer(
+    loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool
+) -> list[Answer]:
     prompts = [render_prompt(loaded.tokenizer, suite, case) for suite, case in cases]
-    outputs = generate(loaded, prompts, settings)
-    outcomes = []
-    for (suite, case), output in zip(cases, outputs):
-        parsed = parse_output(output)
-        outcomes.append(Outcome(suite, case, output, parsed, judge(case, parsed)))
-    return RunResult(model=loaded.name, outcomes=tuple(outcomes))
+    outputs = generate_per_suite(loaded, cases, prompts, settings)
+    if confidence:
+        names = [[tool.name for tool in suite.tools] for suite, _ in cases]
+        choices = tool_choices(loaded, prompts, names, settings.batch_size)
+    else:
+        choices = [None] * len(cases)
+    return [Answer(output, choice) for output, choice in zip(outputs, choices)]
+
+
+def evaluate(
+    model: str,
+    load: Callable[[], LoadedModel],
+    cases: Sequence[tuple[Suite, Case]],
+    settings: GenerationSettings,
+    *,
+    confidence: bool = False,
+    cache: AnswerCache | None = None,
+) -> RunResult:
+    """Answers for every case (from the cache where possible; the model is loaded only if needed), judged."""
+    answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
+    missing = [index for index, found in enumerate(answers) if found is None]
+    if missing:
+        fresh = answer(load(), [cases[i] for i in missing], settings, confidence=confidence)
+        for index, new in zip(missing, fresh):
+            answers[index] = new
+            if cache:
+                cache.put(*cases[index], new)
+        if cache:
+            cache.save()
+    outcomes = [judged(suite, case, found) for (suite, case), found in zip(cases, answers)]
+    return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(missing))
+
+
+def judged(suite: Suite, case: Case, found: Answer) -> Outcome:
+    parsed = parse_output(found.output)
+    return Outcome(suite, case, found.output, parsed, judge(case, parsed), found.choice)
+
+
+def report_order(outcome: Outcome) -> tuple[str, int]:
+    """Outcomes in reports go file by file, case by case, however the run was split up."""
+    return (str(outcome.suite.path), outcome.case.index)

@@ -13,6 +13,7 @@ from .modeling import LoadedModel
 class GenerationSettings:
     batch_size: int = 8
     max_new_tokens: int = 64
+    reuse_prefix: bool = True  # run the shared prompt prefix once per call (see `generate`)
 
     def as_dict(self) -> dict:
         return {"batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens, "do_sample": False}
@@ -40,19 +41,65 @@ def truncate_at_stop(text: str) -> str:
     return text[:cut]
 
 
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens that every sequence starts with, leaving at least one token of each to feed the model."""
+    if len(sequences) < 2:
+        return 0
+    limit = min(len(sequence) for sequence in sequences) - 1
+    length = 0
+    while length < limit and all(sequence[length] == sequences[0][length] for sequence in sequences):
+        length += 1
+    return length
+
+
+def attends_to_everything(model, length: int) -> bool:
+    """Whether every layer sees all of a `length`-token sequence (no sliding window cuts it short).
+
+    Padding between prefix and user turn is exact only then: a sliding window counts cache slots,
+    padding included, so it would reach fewer real tokens back than it does without padding.
+    """
+    config = model.config.get_text_config()
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if window is None or (layer_types is not None and not any("sliding" in kind for kind in layer_types)):
+        return True
+    return length <= window
+
+
 def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
     """Greedy answers to fully rendered prompts, in the prompts' order.
 
-    Prompts are batched longest first, so each batch pads to similar lengths (left padding).
+    The prompts of one policy share a long prefix (the developer turn that declares every tool) and
+    differ in a short user turn. The prefix is run through the model once; each batch starts from
+    a copy of its KV cache and computes only the user turns, padded between prefix and user turn.
+    Batches go longest first, so that little is padding. Where a sliding window is shorter than the
+    sequences, the prefix is not shared and prompts are plainly left-padded (see
+    `attends_to_everything`).
     """
-    import torch
+    tokenizer = loaded.tokenizer
+    encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
+    if shared and not attends_to_everything(loaded.model, max(map(len, encoded)) + settings.max_new_tokens):
+        shared = 0
+    prefix = encoded[0][:shared] if shared else []
+    prefix_cache = _prefill(loaded, prefix) if prefix else None
+    stops = stop_token_ids(tokenizer)
+    config = _generation_config(tokenizer, settings, stops)
+    suffixes = [ids[shared:] for ids in encoded]
+    order = sorted(range(len(prompts)), key=lambda i: -len(suffixes[i]))
+    answers: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), settings.batch_size):
+        batch = order[start : start + settings.batch_size]
+        rows = _generate_halving_on_oom(loaded, prefix, prefix_cache, [suffixes[i] for i in batch], config)
+        for row, index in zip(rows, batch):
+            answers[index] = decode_answer(tokenizer, row, stops)
+    return answers
+
+
+def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]):
     from transformers import GenerationConfig
 
-    tokenizer, model = loaded.tokenizer, loaded.model
-    encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    stops = stop_token_ids(tokenizer)
-    config = GenerationConfig(
+    return GenerationConfig(
         do_sample=False,
         max_new_tokens=settings.max_new_tokens,
         eos_token_id=stops,
@@ -60,17 +107,60 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
         # Stop sequences that this tokenizer splits into several pieces are matched as strings.
         stop_strings=[s for s in STOP_STRINGS if len(tokenizer.encode(s, add_special_tokens=False)) > 1] or None,
     )
-    answers: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), settings.batch_size):
-        batch = order[start : start + settings.batch_size]
-        padded = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding=True, return_tensors="pt")
-        padded = {key: value.to(loaded.device) for key, value in padded.items()}
-        with torch.inference_mode():
-            output = model.generate(**padded, generation_config=config, tokenizer=tokenizer)
-        new_tokens = output[:, padded["input_ids"].shape[1] :]
-        for row, index in zip(new_tokens.tolist(), batch):
-            answers[index] = decode_answer(tokenizer, row, stops)
-    return answers
+
+
+def _cache_argument(model) -> str:
+    # transformers renamed `past_key_values` to `cache` during 5.x.
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _prefill(loaded: LoadedModel, prefix: list[int]):
+    import torch
+
+    ids = torch.tensor([prefix], device=loaded.device)
+    with torch.inference_mode():
+        output = loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    return getattr(output, "cache", None) or output.past_key_values
+
+
+def _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes, config) -> list[list[int]]:
+    """New tokens per suffix; a CUDA out-of-memory error splits the batch in two and retries."""
+    import torch
+
+    try:
+        return _generate_batch(loaded, prefix, prefix_cache, suffixes, config)
+    except torch.cuda.OutOfMemoryError:
+        if len(suffixes) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(suffixes) // 2
+        return _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes[:half], config) + (
+            _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes[half:], config)
+        )
+
+
+def _generate_batch(loaded, prefix, prefix_cache, suffixes, config) -> list[list[int]]:
+    import copy
+
+    import torch
+
+    width = max(len(suffix) for suffix in suffixes)
+    pad = loaded.tokenizer.pad_token_id
+    ids = [prefix + [pad] * (width - len(suffix)) + suffix for suffix in suffixes]
+    mask = [[1] * len(prefix) + [0] * (width - len(suffix)) + [1] * len(suffix) for suffix in suffixes]
+    inputs = {
+        "input_ids": torch.tensor(ids, device=loaded.device),
+        "attention_mask": torch.tensor(mask, device=loaded.device),
+    }
+    if prefix_cache is not None:
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(len(suffixes))
+        inputs[_cache_argument(loaded.model)] = cache
+    with torch.inference_mode():
+        output = loaded.model.generate(**inputs, generation_config=config, tokenizer=loaded.tokenizer)
+    return output[:, len(ids[0]) :].tolist()
 
 
 def decode_answer(tokenizer, token_ids: list[int], stops: list[int]) -> str:

@@ -67,6 +67,16 @@ def resolve(spec: str) -> str:
     return str(path)
 
 
+def local_directory(spec: str) -> Path | None:
+    """The directory holding the model's files, when they are on this machine (not for hub ids)."""
+    if looks_like_hub_id(spec):
+        return None
+    try:
+        return Path(resolve(spec))
+    except ModelLoadError:
+        return None
+
+
 def looks_like_hub_id(spec: str) -> bool:
     """`org/name` that is not a local path, such as google/functiongemma-270m-it."""
     return (

@@ -11,9 +11,20 @@ import pytest
 from .casefile import Case, CaseFileError, Suite, load_suite, looks_like_case_file, normalise_prompt
 from .cli import default_recipe_path
 from .embedded import EMBEDDED_ALIAS
-from .evaluation import Outcome, RunResult, evaluate, outcome_key
+from .confidence import ToolChoice
+from .results_cache import AnswerCache, model_fingerprint
+from .sharding import (
+    WORKER_OUTPUT_KEY,
+    is_worker,
+    make_share_scheduler,
+    merge_runs,
+    queued_items,
+    run_payload,
+    worker_device,
+)
+from .evaluation import Outcome, RunResult, evaluate, outcome_key, report_order
 from .generation import GenerationSettings
-from .modeling import ModelLoadError, is_local_target, load_model, pick_device, read_metadata
+from .modeling import LoadedModel, ModelLoadError, is_local_target, load_model, local_directory, pick_device, read_metadata
 from .recipe import RecipeError, load_recipe, parse_override
 from .reports import terminal_summary, write_reports
 from .training import TrainingError, staleness, train
@@ -29,6 +40,8 @@ class Options:
     device: str | None
     generation: GenerationSettings
     min_accuracy: float | None
+    confidence: bool
+    fragile_margin: float
     report_dir: Path
     retrain: bool
     recipe: Path | None
@@ -46,6 +59,8 @@ class Options:
                 batch_size=option.toolsel_batch_size, max_new_tokens=option.toolsel_max_new_tokens
             ),
             min_accuracy=option.toolsel_min_accuracy,
+            confidence=not option.toolsel_no_confidence,
+            fragile_margin=option.toolsel_fragile_margin,
             report_dir=Path(option.toolsel_report_dir),
             retrain=option.toolsel_retrain,
             recipe=Path(option.toolsel_recipe) if option.toolsel_recipe else default_recipe_path(config.rootpath),
@@ -84,6 +99,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="generation budget per answer (default: 64)")
     group.addoption("--min-accuracy", dest="toolsel_min_accuracy", type=_fraction, default=None, metavar="X",
                     help="misses become xfail; the session fails only when accuracy is below X (0..1)")
+    group.addoption("--no-confidence", dest="toolsel_no_confidence", action="store_true",
+                    help="skip scoring each declared tool's probability (the tool-choice confidence)")
+    group.addoption("--fragile-margin", dest="toolsel_fragile_margin", type=_fraction, default=0.3, metavar="X",
+                    help="flag passes whose expected tool leads the next tool by less than X probability (default 0.3)")
     group.addoption("--report-dir", dest="toolsel_report_dir", default="reports",
                     help="where results.json and accuracy.md are written (default: reports/)")
     group.addoption("--retrain", dest="toolsel_retrain", action="store_true",
@@ -160,6 +179,11 @@ def describe_miss(miss: ToolSelectionMiss) -> str:
     return "; ".join(miss.outcome.verdict.reasons)
 
 
+def describe_choice(choice: ToolChoice) -> str:
+    ranked = sorted(choice.probabilities.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {probability:.2f}" for name, probability in ranked)
+
+
 def format_miss(miss: ToolSelectionMiss) -> str:
     outcome = miss.outcome
     calls = [f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})" for call in outcome.parsed.calls]
@@ -169,51 +193,98 @@ def format_miss(miss: ToolSelectionMiss) -> str:
         f"  expected:   {outcome.case.expect_label}",
         f"  called:     {', '.join(calls) or 'no tool'}",
         f"  raw output: {outcome.output!r}",
+        *([f"  tool probabilities: {describe_choice(outcome.choice)}"] if outcome.choice else []),
         f"  model:      {miss.model}",
     ]
     return "\n".join(lines)
 
 
 class ToolselSession:
-    """Session state: the suites collected, the one candidate run, the baseline run, the reports."""
+    """Session state: the suites collected, the candidate and baseline runs, the reports.
+
+    Under pytest-xdist each worker generates the cases it was given and sends its answers to the
+    controller, which merges them and writes the reports.
+    """
 
     def __init__(self, config: pytest.Config):
         self.config = config
         self.suites: list[Suite] = []
-        self.candidate: RunResult | None = None
         self.baseline: RunResult | None = None
         self.notes: list[str] = []
-        self._outcomes: dict[tuple[str, str], Outcome] = {}
         self.report_paths: list[Path] = []
+        self._candidate_runs: list[RunResult] = []
+        self._outcomes: dict[tuple[str, str], Outcome] = {}
+        self._loaded: dict[str, LoadedModel] = {}
         self._load_error: ModelLoadError | None = None
+        self.worker_payloads: list[dict] = []
 
     @property
     def options(self) -> Options:
         return Options.from_config(self.config)
 
+    @property
+    def candidate(self) -> RunResult | None:
+        if not self._candidate_runs:
+            return None
+        outcomes = sorted((o for run in self._candidate_runs for o in run.outcomes), key=report_order)
+        reused = sum(run.reused for run in self._candidate_runs)
+        return RunResult(model=self._candidate_runs[0].model, outcomes=tuple(outcomes), reused=reused)
+
     def accuracy_bar(self, suite: Suite) -> float | None:
         return suite.min_accuracy if suite.min_accuracy is not None else self.options.min_accuracy
-
-    def selected_cases(self, session: pytest.Session) -> list[tuple[Suite, Case]]:
-        return [(item.suite, item.case) for item in session.items if isinstance(item, CaseItem)]
 
     def outcome_for(self, item: CaseItem) -> Outcome:
         if self._load_error is not None:
             raise self._load_error
-        if self.candidate is None:
+        key = outcome_key(item.suite, item.case)
+        if key not in self._outcomes:
             try:
-                self.candidate = self.run(self.options.model, self.selected_cases(item.session), candidate=True)
+                run = self.run(self.options.model, self.cases_to_generate(item), candidate=True)
             except ModelLoadError as problem:
                 self._load_error = problem
                 item.session.shouldfail = "the model under test could not be loaded"
                 raise
-            self._outcomes = self.candidate.by_key()
-        return self._outcomes[outcome_key(item.suite, item.case)]
+            self._candidate_runs.append(run)
+            self._outcomes.update(run.by_key())
+        return self._outcomes[key]
+
+    def cases_to_generate(self, item: CaseItem) -> list[tuple[Suite, Case]]:
+        """All selected cases in one pass; an xdist worker only has the share it was sent."""
+        items = [item, *queued_items(item.session)] if is_worker(self.config) else item.session.items
+        cases = [(i.suite, i.case) for i in items if isinstance(i, CaseItem)]
+        return [(suite, case) for suite, case in cases if outcome_key(suite, case) not in self._outcomes]
 
     def run(self, model: str, cases: list[tuple[Suite, Case]], *, candidate: bool) -> RunResult:
         options = self.options
-        loaded = load_model(model, pick_device(options.device), require_template=candidate)
-        return evaluate(loaded, cases, options.generation)
+        device = pick_device(options.device or worker_device(self.config))
+        confidence = candidate and options.confidence
+        return evaluate(
+            model,
+            lambda: self.load(model, device, candidate=candidate),
+            cases,
+            options.generation,
+            confidence=confidence,
+            cache=self.answer_cache(model, {"device": device.type, "confidence": confidence}),
+        )
+
+    def load(self, model: str, device, *, candidate: bool) -> LoadedModel:
+        if model not in self._loaded:
+            if candidate and is_worker(self.config) and self.needs_training():
+                raise ModelLoadError(
+                    f"{model} does not exist, and pytest-xdist workers do not train: train it first with "
+                    "`pytest cases/` (without -n) or toolsel-train"
+                )
+            self._loaded[model] = load_model(model, device, require_template=candidate)
+        return self._loaded[model]
+
+    def answer_cache(self, model: str, conditions: dict) -> AnswerCache | None:
+        """Answers of earlier runs, for a model whose files are here (None with -p no:cacheprovider)."""
+        cache = getattr(self.config, "cache", None)
+        directory = local_directory(model)
+        if cache is None or directory is None:
+            return None
+        fingerprint = model_fingerprint(directory, cache)
+        return AnswerCache(cache, fingerprint, {**self.options.generation.as_dict(), **conditions})
 
     def base_model(self) -> str:
         options = self.options
@@ -247,39 +318,75 @@ class ToolselSession:
         if warning:
             self.notes.append(warning)
 
+    def evaluate_baseline(self) -> None:
+        candidate = self.candidate
+        if candidate is None or not self.options.baseline:
+            return
+        base = self.base_model()
+        try:
+            self.baseline = self.run(base, [(o.suite, o.case) for o in candidate.outcomes], candidate=False)
+        except Exception as problem:  # the candidate's results must still be written
+            self.notes.append(f"the before model {base} could not be evaluated: {problem}")
+
     def finish(self, session: pytest.Session) -> None:
-        if self.candidate is None:
+        if is_worker(self.config):
+            self.evaluate_baseline()
+            if self.candidate is not None:
+                self.config.workeroutput[WORKER_OUTPUT_KEY] = {
+                    "candidate": run_payload(self.candidate),
+                    "baseline": run_payload(self.baseline) if self.baseline else None,
+                    "notes": self.notes,
+                    "worker": self.config.workerinput["workerid"],
+                }
+            return
+        if self.worker_payloads:
+            self.merge_workers()
+        else:
+            self.evaluate_baseline()
+        candidate = self.candidate
+        if candidate is None:
             return
         options = self.options
-        if options.baseline:
-            base = self.base_model()
-            cases = [(o.suite, o.case) for o in self.candidate.outcomes]
-            try:
-                self.baseline = self.run(base, cases, candidate=False)
-            except Exception as problem:  # the candidate's results must still be written
-                self.notes.append(f"the before model {base} could not be evaluated: {problem}")
         self.report_paths = write_reports(
-            options.report_dir, self.candidate, self.baseline, options.generation.as_dict()
+            options.report_dir, candidate, self.baseline, options.generation.as_dict(), options.fragile_margin
         )
         failed_bars = self.failed_bars()
         if failed_bars:
             self.notes.extend(failed_bars)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def merge_workers(self) -> None:
+        rootpath = self.config.rootpath
+        payloads = self.worker_payloads
+        candidate = merge_runs([p["candidate"] for p in payloads], rootpath)
+        self._candidate_runs = [candidate] if candidate else []
+        self.baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath)
+        shares = ", ".join(
+            f"{p['worker']} answered {len(p['candidate']['answers'])}" for p in sorted(payloads, key=lambda p: p["worker"])
+        )
+        self.notes.append(f"pytest-xdist: {shares} of {len(candidate.outcomes) if candidate else 0} cases")
+        for note in (note for p in payloads for note in p["notes"]):
+            if note not in self.notes:
+                self.notes.append(note)
+
     def failed_bars(self) -> list[str]:
         problems = []
         options = self.options
-        if options.min_accuracy is not None and self.candidate.accuracy < options.min_accuracy:
+        candidate = self.candidate
+        if options.min_accuracy is not None and candidate.accuracy < options.min_accuracy:
             problems.append(
-                f"FAILED: accuracy {self.candidate.accuracy:.1%} ({self.candidate.passed}/{self.candidate.total}) "
+                f"FAILED: accuracy {candidate.accuracy:.1%} ({candidate.passed}/{candidate.total}) "
                 f"is below --min-accuracy {options.min_accuracy:.0%}"
             )
-        for suite in self.suites:
+        by_suite: dict[str, list[Outcome]] = {}
+        for outcome in candidate.outcomes:
+            by_suite.setdefault(str(outcome.suite.path), []).append(outcome)
+        for outcomes in by_suite.values():
+            suite = outcomes[0].suite
             if suite.min_accuracy is None:
                 continue
-            outcomes = [o for o in self.candidate.outcomes if o.suite is suite]
             passed = sum(o.passed for o in outcomes)
-            if outcomes and passed / len(outcomes) < suite.min_accuracy:
+            if passed / len(outcomes) < suite.min_accuracy:
                 problems.append(
                     f"FAILED: suite {suite.policy} ({suite.path}) scored {passed}/{len(outcomes)}, "
                     f"below its min_accuracy {suite.min_accuracy:.0%}"
@@ -324,7 +431,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     state = config.stash[SESSION_KEY]
     if config.option.collectonly or not any(isinstance(item, CaseItem) for item in session.items):
         return
-    if hasattr(config, "workerinput"):  # xdist workers evaluate; training is the controller's job
+    if is_worker(config):  # training needs the whole collection, which only a plain session has
+        state.check_staleness()
         return
     if state.needs_training():
         terminal = config.pluginmanager.get_plugin("terminalreporter")
@@ -336,6 +444,20 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             raise pytest.UsageError(f"pytest-toolsel could not train {state.options.model}: {problem}") from None
     else:
         state.check_staleness()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") == "load":  # what `-n N` uses unless --dist says otherwise
+        return make_share_scheduler(config, log)
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    payload = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if payload is not None:
+        node.config.stash[SESSION_KEY].worker_payloads.append(payload)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -350,6 +472,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         return
     terminalreporter.section("pytest-toolsel: tool-selection accuracy")
     terminalreporter.write_line(terminal_summary(state.candidate, state.baseline))
+    for run in (state.candidate, state.baseline):
+        if run is not None and run.reused:
+            terminalreporter.write_line(
+                f"{run.reused}/{run.total} answers of {run.model} reused from pytest's cache "
+                "(same model files, cases and settings; --cache-clear for a cold run)"
+            )
     for note in state.notes:
         terminalreporter.write_line(note, red=note.startswith("FAILED"), yellow=not note.startswith("FAILED"))
     for path in state.report_paths:

@@ -20,8 +20,8 @@ class Recipe:
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     neftune_noise_alpha: float | None = None
     # "words": each new control token starts as the mean embedding of its words ("start function
@@ -29,7 +29,7 @@ class Recipe:
     token_init: str = "words"
     # The tool choice is one or two tokens among the ~25 of an answer, most of them query text; these
     # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
-    tool_name_weight: float = 1.0
+    tool_name_weight: float = 5.0
     tool_name_tokens: int = 8
     eval_fraction: float = 0.1
     seed: int = 42

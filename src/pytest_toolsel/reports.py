@@ -81,14 +81,26 @@ def case_record(outcome: Outcome) -> dict:
         "reasons": list(outcome.verdict.reasons),
         "calls": [call.as_dict() for call in outcome.parsed.calls],
         "output": outcome.output,
+        "tool_probabilities": outcome.choice.probabilities if outcome.choice else None,
+        "margin": outcome.margin,
     }
 
 
-def results_document(candidate: RunResult, baseline: RunResult | None, settings: dict) -> dict:
+def fragile_passes(run: RunResult, fragile_margin: float) -> list[Outcome]:
+    """Passing cases whose expected tool only narrowly beat the next one: the next to flip."""
+    fragile = [o for o in run.outcomes if o.passed and o.margin is not None and o.margin < fragile_margin]
+    return sorted(fragile, key=lambda o: o.margin)
+
+
+def results_document(
+    candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3
+) -> dict:
     document = {
         "candidate": run_record(candidate),
         "baseline": run_record(baseline) if baseline else None,
         "generation": settings,
+        "fragile_margin": fragile_margin,
+        "fragile": [o.case.id for o in fragile_passes(candidate, fragile_margin)],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if baseline:
@@ -151,7 +163,19 @@ def _case_line(outcome: Outcome, before: Outcome | None) -> str:
     return line + f"; now calls {after_called}"
 
 
-def markdown_report(candidate: RunResult, baseline: RunResult | None) -> str:
+def _fragile_line(outcome: Outcome) -> str:
+    others = sorted(
+        ((name, p) for name, p in outcome.choice.probabilities.items() if name not in outcome.case.expect),
+        key=lambda item: -item[1],
+    )
+    rival = f"{others[0][0]} {others[0][1]:.2f}" if others else "-"
+    return (
+        f"- `{outcome.case.id}` ({outcome.suite.policy}): {outcome.case.prompt!r}, expects "
+        f"{outcome.case.expect_label}; margin {outcome.margin:.2f} over {rival}"
+    )
+
+
+def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3) -> str:
     sections = [
         "# Tool-selection accuracy",
         overall_table(candidate, baseline, "github"),
@@ -171,15 +195,25 @@ def markdown_report(candidate: RunResult, baseline: RunResult | None) -> str:
     for title, outcomes in lists:
         sections.append(f"## {title} ({len(outcomes)})")
         sections.append("\n".join(_case_line(o, before.get(o.key)) for o in outcomes) or "None.")
+    if any(o.choice for o in candidate.outcomes):
+        fragile = fragile_passes(candidate, fragile_margin)
+        sections.append(f"## Fragile passes ({len(fragile)})")
+        sections.append(
+            f"Passing cases where the expected tool's probability leads the best other tool's by less than "
+            f"{fragile_margin:.2f} (probabilities over the declared tools, scored right after `call:`)."
+        )
+        sections.append("\n".join(_fragile_line(o) for o in fragile) or "None.")
     return "\n\n".join(sections) + "\n"
 
 
-def write_reports(report_dir: Path, candidate: RunResult, baseline: RunResult | None, settings: dict) -> list[Path]:
+def write_reports(
+    report_dir: Path, candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3
+) -> list[Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     written = []
     contents = {
-        RESULTS_FILE: json.dumps(results_document(candidate, baseline, settings), indent=2, ensure_ascii=False) + "\n",
-        MARKDOWN_FILE: markdown_report(candidate, baseline),
+        RESULTS_FILE: json.dumps(results_document(candidate, baseline, settings, fragile_margin), indent=2, ensure_ascii=False) + "\n",
+        MARKDOWN_FILE: markdown_report(candidate, baseline, fragile_margin),
     }
     for name, text in contents.items():
         path = report_dir / name

@@ -1,0 +1,117 @@
+"""Tool-choice confidence: how much probability the model puts on each declared tool's name.
+
+Greedy decoding only shows the winner. Scoring every declared name right after
+`<start_function_call>call:` shows how close the runner-up was, so a passing case that is about to
+flip can be seen before it does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .chat_format import START_CALL
+from .modeling import LoadedModel
+
+
+PRECISION = 4  # decimals kept of each probability
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Probabilities over the declared tools (they sum to 1, to 4 decimals), given that the model calls one."""
+
+    probabilities: dict[str, float]
+
+    def margin(self, expected: Sequence[str]) -> float | None:
+        """Probability of the best expected tool minus that of the best other tool (None when not defined)."""
+        wanted = [self.probabilities[name] for name in expected if name in self.probabilities]
+        others = [p for name, p in self.probabilities.items() if name not in expected]
+        if not wanted or not others:
+            return None
+        return round(max(wanted) - max(others), PRECISION)
+
+    @property
+    def top(self) -> str | None:
+        return max(self.probabilities, key=self.probabilities.get) if self.probabilities else None
+
+
+def call_prefix(tool_name: str) -> str:
+    # `{` closes the name, so a tool whose name is a prefix of another's is not credited with it.
+    return f"{START_CALL}call:{tool_name}{{"
+
+
+def tool_choices(
+    loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int = 8
+) -> list[ToolChoice]:
+    """One ToolChoice per rendered prompt, scoring each of that prompt's tool names by teacher forcing."""
+    rows = []  # (prompt index, tool name, token ids, number of prompt tokens)
+    for index, (prompt, names) in enumerate(zip(prompts, tool_names)):
+        prompt_ids = loaded.tokenizer.encode(prompt, add_special_tokens=False)
+        for name in names:
+            full = loaded.tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False)
+            rows.append((index, name, full, _shared_length(prompt_ids, full)))
+    scores = _sequence_log_probs(loaded, [(ids, start) for _, _, ids, start in rows], batch_size)
+    per_prompt: list[dict[str, float]] = [{} for _ in prompts]
+    for (index, name, _, _), score in zip(rows, scores):
+        per_prompt[index][name] = score
+    return [ToolChoice(_normalise(log_probs)) for log_probs in per_prompt]
+
+
+def _shared_length(prefix: list[int], full: list[int]) -> int:
+    length = 0
+    for a, b in zip(prefix, full):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def _normalise(log_probs: dict[str, float]) -> dict[str, float]:
+    if not log_probs:
+        return {}
+    peak = max(log_probs.values())
+    weights = {name: math.exp(value - peak) for name, value in log_probs.items()}
+    total = sum(weights.values())
+    # Rounded: how prompts are batched moves these by ~1e-8, which must not show in the reports.
+    return {name: round(weight / total, PRECISION) for name, weight in weights.items()}
+
+
+def _sequence_log_probs(loaded: LoadedModel, rows: Sequence[tuple[list[int], int]], batch_size: int) -> list[float]:
+    """Sum of log p(token) over each row's tokens from position `start` on.
+
+    Rows are left-padded so that every scored token sits at the end, where `logits_to_keep` projects
+    only those few positions onto the (large) vocabulary.
+    """
+    import torch
+
+    pad = loaded.tokenizer.pad_token_id or 0
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    totals = [0.0] * len(rows)
+    for begin in range(0, len(order), batch_size):
+        batch = order[begin : begin + batch_size]
+        width = max(len(rows[i][0]) for i in batch)
+        keep = max(len(rows[i][0]) - rows[i][1] for i in batch) + 1
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, i in enumerate(batch):
+            tokens = rows[i][0]
+            ids[row, width - len(tokens) :] = torch.tensor(tokens)
+            mask[row, width - len(tokens) :] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = loaded.model(
+                input_ids=ids.to(loaded.device),
+                attention_mask=mask.to(loaded.device),
+                position_ids=positions.to(loaded.device),
+                logits_to_keep=keep,
+            ).logits
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for row, i in enumerate(batch):
+            tokens, start = rows[i]
+            scored = torch.tensor(tokens[start:])
+            # logits column c predicts the token at column width - keep + c + 1
+            columns = torch.arange(len(scored)) + keep - 1 - len(scored)
+            totals[i] = float(log_probs[row, columns, scored].sum())
+    return totals

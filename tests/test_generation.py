@@ -1,0 +1,103 @@
+"""Batched, prefix-reusing generation must answer exactly as plain one-prompt-at-a-time greedy decoding."""
+
+from __future__ import annotations
+
+import pytest
+import tiny
+import torch
+from conftest import LESSONS, TOOLS
+
+from pytest_toolsel.chat_format import prompt_messages, render
+from pytest_toolsel.generation import (
+    GenerationSettings,
+    attends_to_everything,
+    decode_answer,
+    generate,
+    shared_prefix_length,
+    stop_token_ids,
+)
+from pytest_toolsel.modeling import load_model
+from pytest_toolsel.parsing import parse_output
+
+PROMPTS = [prompt for prompt, _ in LESSONS] + [
+    "weather?",
+    "Could you please look up what the weather will be like in Paris and in Oslo over the next few days?",
+    "ACME",
+    "What is the price of a GLOBEX share today, and is it raining in Rome?",
+]
+
+
+@pytest.fixture(scope="module", params=["window-64", "window-1024"])
+def loaded(request, tiny_checkpoint, tiny_tokenizer, tmp_path_factory):
+    """The tiny checkpoint (its 64-token sliding window is shorter than the prompts, so the prefix is
+    not shared) and a twin whose window covers everything (so it is)."""
+    if request.param == "window-64":
+        return load_model(str(tiny_checkpoint), torch.device("cpu"))
+    model = tiny.build_model(tiny_tokenizer, seed=0, sliding_window=1024)
+    tiny.teach(model, tiny_tokenizer, tiny.lesson_texts(LESSONS, TOOLS))
+    return load_model(str(tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("wide-window"))), torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return [render(prompt_messages(prompt), TOOLS, add_generation_prompt=True) for prompt in PROMPTS]
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(loaded, rendered) -> list[str]:
+    """The reference: each prompt alone, no padding, no shared cache, plain `generate`."""
+    stops = stop_token_ids(loaded.tokenizer)
+    answers = []
+    for prompt in rendered:
+        ids = torch.tensor([loaded.tokenizer.encode(prompt, add_special_tokens=False)])
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                input_ids=ids, do_sample=False, max_new_tokens=64, eos_token_id=stops,
+                pad_token_id=loaded.tokenizer.pad_token_id,
+            )
+        answers.append(decode_answer(loaded.tokenizer, output[0, ids.shape[1]:].tolist(), stops))
+    return answers
+
+
+@pytest.mark.parametrize("reuse_prefix", [True, False], ids=["prefix-cache", "no-prefix-cache"])
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_batched_generation_matches_one_at_a_time(loaded, rendered, one_at_a_time, batch_size, reuse_prefix):
+    settings = GenerationSettings(batch_size=batch_size, max_new_tokens=64, reuse_prefix=reuse_prefix)
+    answers = generate(loaded, rendered, settings)
+    assert [parse_output(a).calls for a in answers] == [parse_output(a).calls for a in one_at_a_time]
+    assert answers == one_at_a_time
+    # the taught prompts must come out as taught, or this comparison would prove little
+    assert sum("<start_function_call>" in answer for answer in answers) >= 5
+
+
+def test_prefix_is_shared_only_where_no_sliding_window_cuts_the_prompts(loaded, rendered):
+    longest = max(len(loaded.tokenizer.encode(p, add_special_tokens=False)) for p in rendered) + 64
+    window = loaded.model.config.sliding_window
+    assert attends_to_everything(loaded.model, longest) == (window >= longest)
+    assert (window >= longest) == (window == 1024)  # so each of the two code paths is exercised above
+
+
+def test_shared_prefix_leaves_every_prompt_a_token():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2, 3]]) == 0
+    assert shared_prefix_length([[7, 2], [1, 2]]) == 0
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_every_answer(loaded, rendered, one_at_a_time, monkeypatch):
+    """A CUDA OOM is injected for batches above 2 prompts; the answers must not change."""
+    from pytest_toolsel import generation
+
+    real_batch = generation._generate_batch
+    sizes = []
+
+    def tight_memory(loaded, prefix, prefix_cache, suffixes, config):
+        sizes.append(len(suffixes))
+        if len(suffixes) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_batch(loaded, prefix, prefix_cache, suffixes, config)
+
+    monkeypatch.setattr(generation, "_generate_batch", tight_memory)
+    answers = generate(loaded, rendered, GenerationSettings(batch_size=8))
+    assert answers == one_at_a_time
+    assert sizes[0] == 8 and max(size for size in sizes[1:]) <= 4 and min(sizes) <= 2

@@ -1,0 +1,52 @@
+"""Checks on a real trained checkpoint (marked slow: run `pytest tests/ -m slow` after `pytest cases/`).
+
+The checkpoint is ./checkpoint, or the directory in $TOOLSEL_CHECKPOINT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_format import GOLDEN, SEED_MESSAGES, SEED_TOOLS
+from transformers import AutoTokenizer, GenerationConfig
+
+from pytest_toolsel.chat_format import CONTROL_TOKENS, STOP_STRINGS
+from pytest_toolsel.modeling import METADATA_FILE, check_local_dir
+
+pytestmark = pytest.mark.slow
+
+CHECKPOINT = Path(os.environ.get("TOOLSEL_CHECKPOINT", Path(__file__).resolve().parents[1] / "checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> Path:
+    if not CHECKPOINT.is_dir():
+        pytest.skip(f"no trained checkpoint at {CHECKPOINT} (run `pytest cases/` first)")
+    check_local_dir(CHECKPOINT)
+    return CHECKPOINT
+
+
+def test_golden_example_renders_byte_for_byte_through_the_saved_tokenizer(checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    rendered = tokenizer.apply_chat_template(SEED_MESSAGES, tools=SEED_TOOLS, add_generation_prompt=False, tokenize=False)
+    assert rendered == GOLDEN
+    for token in CONTROL_TOKENS:
+        assert len(tokenizer.encode(token, add_special_tokens=False)) == 1, token
+
+
+def test_generation_config_is_greedy_and_stops_at_the_format_stops(checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    config = GenerationConfig.from_pretrained(checkpoint)
+    assert config.do_sample is False
+    stops = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    for text in STOP_STRINGS:
+        assert tokenizer.convert_tokens_to_ids(text) in stops, text
+
+
+def test_metadata_records_base_data_recipe_and_versions(checkpoint):
+    metadata = json.loads((checkpoint / METADATA_FILE).read_text())
+    assert {"base_model", "data_hash", "recipe", "versions", "created", "log_history"} <= set(metadata)
+    assert len(metadata["data_hash"]) == 64
