@@ -89,10 +89,16 @@ def main() -> None:
             for (suite, case), output in zip(cases, seed_outputs)
         )
         parity[label] = same
+        accuracy = results["candidate"]
+    by_suite: dict[str, list[bool]] = {}
+    for case in accuracy["cases"]:
+        by_suite.setdefault(case["suite"], []).append(case["passed"])
     print(tabulate(rows, headers=["evaluation", "wall s (incl. load)", "prompts/s", "speed-up"], tablefmt="github"))
     for label, same in parity.items():
         print(f"parsed calls identical to the seed loop's: {same}/{count} ({label})")
     print(f"model load (tokenizer + weights, transformers): {load_s:.1f} s")
+    for suite, verdicts in by_suite.items():
+        print(f"strict accuracy, {suite}: {sum(verdicts)}/{len(verdicts)}")
 
 
 if __name__ == "__main__":

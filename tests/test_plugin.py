@@ -385,3 +385,29 @@ def test_xdist_workers_split_the_cases_and_the_controller_writes_the_same_report
     assert reports["2"][:2] == reports["0"][:2]
     shares = re.search(r"pytest-xdist: gw0 answered (\d+), gw1 answered (\d+) of 6 cases", reports["2"][2])
     assert shares and sorted(map(int, shares.groups())) == [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "before", "outcomes", "exit_code"),
+    [
+        ("tiny_base", "tiny_checkpoint", {"failed": 2, "xfailed": 1}, pytest.ExitCode.TESTS_FAILED),
+        ("tiny_checkpoint", "tiny_base", {"passed": 2, "xfailed": 1}, pytest.ExitCode.OK),
+    ],
+    ids=["candidate-regresses", "candidate-improves"],
+)
+def test_regressions_only_fails_just_the_cases_the_before_model_passed(
+    pytester, request, candidate, before, outcomes, exit_code
+):
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING))
+    candidate_dir, before_dir = request.getfixturevalue(candidate), request.getfixturevalue(before)
+    result = run(pytester, candidate_dir, "--regressions-only", "-rx", base=before_dir)
+    result.assert_outcomes(**outcomes)
+    assert result.ret == exit_code
+    result.stdout.fnmatch_lines([f"*oslo-wrong*not a regression: the before model {before_dir} missed it too*"])
+
+
+def test_regressions_only_needs_a_before_model(pytester, tiny_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, tiny_checkpoint, "--regressions-only")  # run() adds --no-baseline
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--regressions-only compares with the before model*--no-baseline*"])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from pytest_toolsel.base_prep import add_control_tokens, prepare_for_function_ca
 from pytest_toolsel.casefile import load_suite
 from pytest_toolsel.chat_format import CONTROL_TOKENS, START_RESPONSE, chat_template
 from pytest_toolsel.cli import main as toolsel_train
+from pytest_toolsel.modeling import ModelLoadError, check_local_dir
 from pytest_toolsel.recipe import Recipe, RecipeError, load_recipe, parse_override
 from pytest_toolsel.training_data import data_hash, split, training_records
 
@@ -157,3 +161,34 @@ def test_answer_head_weights_emphasise_the_first_answer_tokens():
     weights = answer_head_weights(labels, head_tokens=2, weight=4.0)
     assert weights.tolist() == [[0, 0, 4, 4, 1, 1], [0, 4, 4, 1, 0, 0]]
     assert answer_head_weights(labels, head_tokens=2, weight=1.0).tolist() == (labels != -100).float().tolist()
+
+
+def test_killed_training_leaves_nothing_loadable_and_a_rerun_cleans_up_and_finishes(tmp_path, tiny_base):
+    (tmp_path / "p.yaml").write_text(
+        case_file(
+            "- prompt: held out\n  expect: get_weather\n",
+            extra="train:\n" + "".join(
+                f"  - prompt: Weather in city number {i}?\n    call: get_weather\n    args: {{city: C{i}}}\n"
+                for i in range(12)
+            ),
+        )
+    )
+    output = tmp_path / "ckpt"
+    command = [sys.executable, "-c", "import sys; from pytest_toolsel.cli import main; sys.exit(main())",
+               str(tmp_path / "p.yaml"), "--output", str(output), "--base-model", str(tiny_base)]
+    training = subprocess.Popen([*command, "--set", "epochs=500"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".ckpt.partial-*/trainer")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # well inside the 500 epochs
+    training.kill()
+    training.wait()
+    assert list(tmp_path.glob(".ckpt.partial-*")), "the killed run should have been caught mid-training"
+    assert not output.exists()
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        check_local_dir(output)
+
+    finished = subprocess.run([*command, "--set", "epochs=1"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    check_local_dir(output)
+    assert not list(tmp_path.glob(".ckpt.partial-*"))  # the killed run's leftovers are gone too

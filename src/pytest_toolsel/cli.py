@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CaseFileError, RecipeError, TrainingError) as problem:
         print(f"toolsel-train: {problem}", file=sys.stderr)
         return 2
+    if not result.metadata:  # another process of an `accelerate launch` run saved the checkpoint
+        return 0
     print(f"checkpoint written to {result.checkpoint} in {result.metadata['train_seconds']} s")
     if result.loss_curve:
         print(f"loss curve written to {result.loss_curve}")

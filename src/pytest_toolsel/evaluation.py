@@ -58,6 +58,9 @@ class RunResult:
     def by_key(self) -> dict[tuple[str, str], Outcome]:
         return {outcome.key: outcome for outcome in self.outcomes}
 
+    def cases(self) -> list[tuple[Suite, Case]]:
+        return [(outcome.suite, outcome.case) for outcome in self.outcomes]
+
 
 def outcome_key(suite: Suite, case: Case) -> tuple[str, str]:
     return (str(suite.path), case.id)

@@ -40,6 +40,7 @@ class Options:
     device: str | None
     generation: GenerationSettings
     min_accuracy: float | None
+    regressions_only: bool
     confidence: bool
     fragile_margin: float
     report_dir: Path
@@ -59,6 +60,7 @@ class Options:
                 batch_size=option.toolsel_batch_size, max_new_tokens=option.toolsel_max_new_tokens
             ),
             min_accuracy=option.toolsel_min_accuracy,
+            regressions_only=option.toolsel_regressions_only,
             confidence=not option.toolsel_no_confidence,
             fragile_margin=option.toolsel_fragile_margin,
             report_dir=Path(option.toolsel_report_dir),
@@ -99,6 +101,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="generation budget per answer (default: 64)")
     group.addoption("--min-accuracy", dest="toolsel_min_accuracy", type=_fraction, default=None, metavar="X",
                     help="misses become xfail; the session fails only when accuracy is below X (0..1)")
+    group.addoption("--regressions-only", dest="toolsel_regressions_only", action="store_true",
+                    help="fail only cases the before model (--base-model) passed and the model under test misses; "
+                         "other misses are xfail")
     group.addoption("--no-confidence", dest="toolsel_no_confidence", action="store_true",
                     help="skip scoring each declared tool's probability (the tool-choice confidence)")
     group.addoption("--fragile-margin", dest="toolsel_fragile_margin", type=_fraction, default=0.3, metavar="X",
@@ -114,6 +119,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.option.toolsel_regressions_only and config.option.toolsel_no_baseline:
+        raise pytest.UsageError("--regressions-only compares with the before model; it cannot be used with --no-baseline")
     config.stash[SESSION_KEY] = ToolselSession(config)
     config.addinivalue_line("markers", "toolsel: a tool-selection case collected from a case file")
 
@@ -159,6 +166,8 @@ class CaseItem(pytest.Item):
         if outcome.passed:
             return
         miss = ToolSelectionMiss(outcome, state.candidate.model)
+        if state.options.regressions_only and not state.before_passed(self):
+            pytest.xfail(f"not a regression: the before model {state.base_model()} missed it too: {describe_miss(miss)}")
         bar = state.accuracy_bar(self.suite)
         if bar is not None:
             pytest.xfail(f"tool-selection miss, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
@@ -209,10 +218,10 @@ class ToolselSession:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.suites: list[Suite] = []
-        self.baseline: RunResult | None = None
         self.notes: list[str] = []
         self.report_paths: list[Path] = []
         self._candidate_runs: list[RunResult] = []
+        self._baseline_runs: list[RunResult] = []
         self._outcomes: dict[tuple[str, str], Outcome] = {}
         self._loaded: dict[str, LoadedModel] = {}
         self._load_error: ModelLoadError | None = None
@@ -224,11 +233,11 @@ class ToolselSession:
 
     @property
     def candidate(self) -> RunResult | None:
-        if not self._candidate_runs:
-            return None
-        outcomes = sorted((o for run in self._candidate_runs for o in run.outcomes), key=report_order)
-        reused = sum(run.reused for run in self._candidate_runs)
-        return RunResult(model=self._candidate_runs[0].model, outcomes=tuple(outcomes), reused=reused)
+        return merged(self._candidate_runs)
+
+    @property
+    def baseline(self) -> RunResult | None:
+        return merged(self._baseline_runs)
 
     def accuracy_bar(self, suite: Suite) -> float | None:
         return suite.min_accuracy if suite.min_accuracy is not None else self.options.min_accuracy
@@ -246,7 +255,14 @@ class ToolselSession:
                 raise
             self._candidate_runs.append(run)
             self._outcomes.update(run.by_key())
+            if self.options.regressions_only:  # verdicts need the before model's answers now
+                self._baseline_runs.append(self.run(self.base_model(), run.cases(), candidate=False))
         return self._outcomes[key]
+
+    def before_passed(self, item: CaseItem) -> bool:
+        before = self.baseline
+        outcome = before.by_key().get(outcome_key(item.suite, item.case)) if before else None
+        return outcome is not None and outcome.passed
 
     def cases_to_generate(self, item: CaseItem) -> list[tuple[Suite, Case]]:
         """All selected cases in one pass; an xdist worker only has the share it was sent."""
@@ -320,11 +336,11 @@ class ToolselSession:
 
     def evaluate_baseline(self) -> None:
         candidate = self.candidate
-        if candidate is None or not self.options.baseline:
+        if candidate is None or not self.options.baseline or self._baseline_runs:
             return
         base = self.base_model()
         try:
-            self.baseline = self.run(base, [(o.suite, o.case) for o in candidate.outcomes], candidate=False)
+            self._baseline_runs.append(self.run(base, [(o.suite, o.case) for o in candidate.outcomes], candidate=False))
         except Exception as problem:  # the candidate's results must still be written
             self.notes.append(f"the before model {base} could not be evaluated: {problem}")
 
@@ -360,7 +376,8 @@ class ToolselSession:
         payloads = self.worker_payloads
         candidate = merge_runs([p["candidate"] for p in payloads], rootpath)
         self._candidate_runs = [candidate] if candidate else []
-        self.baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath)
+        baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath)
+        self._baseline_runs = [baseline] if baseline else []
         shares = ", ".join(
             f"{p['worker']} answered {len(p['candidate']['answers'])}" for p in sorted(payloads, key=lambda p: p["worker"])
         )
@@ -392,6 +409,14 @@ class ToolselSession:
                     f"below its min_accuracy {suite.min_accuracy:.0%}"
                 )
         return problems
+
+
+def merged(runs: list[RunResult]) -> RunResult | None:
+    """Runs of one model over parts of the cases (chunks, xdist shares) as one run, in report order."""
+    if not runs:
+        return None
+    outcomes = sorted((o for run in runs for o in run.outcomes), key=report_order)
+    return RunResult(model=runs[0].model, outcomes=tuple(outcomes), reused=sum(run.reused for run in runs))
 
 
 SESSION_KEY = pytest.StashKey[ToolselSession]()

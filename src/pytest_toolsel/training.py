@@ -139,7 +139,8 @@ def train(
     set_seed(recipe.seed)
     target = Path(output_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    remove_abandoned_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
     started = time.perf_counter()
     try:
         source = resolve(base_model)
@@ -158,6 +159,8 @@ def train(
             callbacks=_tensorboard(report_dir),
         )
         trainer.train()
+        if not trainer.is_world_process_zero():  # under `accelerate launch`, rank 0 alone saves
+            return TrainingResult(checkpoint=target, metadata={}, loss_curve=None)
         shutil.rmtree(staging / "trainer", ignore_errors=True)
         trainer.model.generation_config.do_sample = False
         trainer.model.save_pretrained(staging)
@@ -187,6 +190,25 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)
     curve = _plot_loss(metadata["log_history"], report_dir / "loss_curve.png") if report_dir else None
     return TrainingResult(checkpoint=target, metadata=metadata, loss_curve=curve)
+
+
+def remove_abandoned_staging(target: Path) -> None:
+    """Delete staging directories of runs that were killed (their process is gone): they are
+    never loadable as a checkpoint, but for a real model each holds a gigabyte."""
+    for staging in target.parent.glob(f".{target.name}.partial-*"):
+        pid = staging.name.removeprefix(f".{target.name}.partial-").split("-")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _publish(staging: Path, target: Path) -> None:
