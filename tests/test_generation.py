@@ -8,16 +8,10 @@ import torch
 from conftest import LESSONS, TOOLS
 
 from pytest_toolsel.chat_format import prompt_messages, render
-from pytest_toolsel.generation import (
-    GenerationSettings,
-    attends_to_everything,
-    decode_answer,
-    generate,
-    shared_prefix_length,
-    stop_token_ids,
-)
+from pytest_toolsel.generation import GenerationSettings, decode_answer, generate, stop_token_ids
 from pytest_toolsel.modeling import load_model
 from pytest_toolsel.parsing import parse_output
+from pytest_toolsel.prefix import attends_to_everything, shared_prefix_length
 
 PROMPTS = [prompt for prompt, _ in LESSONS] + [
     "weather?",

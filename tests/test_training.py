@@ -155,7 +155,7 @@ def test_toolsel_train_reports_bad_input_without_a_traceback(tmp_path, capsys):
 def test_answer_head_weights_emphasise_the_first_answer_tokens():
     import torch
 
-    from pytest_toolsel.training import answer_head_weights
+    from pytest_toolsel.training_loss import answer_head_weights
 
     labels = torch.tensor([[-100, -100, 5, 6, 7, 8], [-100, 5, 6, 7, -100, -100]])
     weights = answer_head_weights(labels, head_tokens=2, weight=4.0)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from .chat_format import STOP_STRINGS
 from .modeling import LoadedModel
+from .prefix import attends_to_everything, cache_argument, shared_prefix_length
 
 
 @dataclass(frozen=True)
@@ -39,31 +40,6 @@ def truncate_at_stop(text: str) -> str:
         if at >= 0:
             cut = min(cut, at + len(stop))
     return text[:cut]
-
-
-def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """Tokens that every sequence starts with, leaving at least one token of each to feed the model."""
-    if len(sequences) < 2:
-        return 0
-    limit = min(len(sequence) for sequence in sequences) - 1
-    length = 0
-    while length < limit and all(sequence[length] == sequences[0][length] for sequence in sequences):
-        length += 1
-    return length
-
-
-def attends_to_everything(model, length: int) -> bool:
-    """Whether every layer sees all of a `length`-token sequence (no sliding window cuts it short).
-
-    Padding between prefix and user turn is exact only then: a sliding window counts cache slots,
-    padding included, so it would reach fewer real tokens back than it does without padding.
-    """
-    config = model.config.get_text_config()
-    window = getattr(config, "sliding_window", None)
-    layer_types = getattr(config, "layer_types", None)
-    if window is None or (layer_types is not None and not any("sliding" in kind for kind in layer_types)):
-        return True
-    return length <= window
 
 
 def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
@@ -109,13 +85,6 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
     )
 
 
-def _cache_argument(model) -> str:
-    # transformers renamed `past_key_values` to `cache` during 5.x.
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
 def _prefill(loaded: LoadedModel, prefix: list[int]):
     import torch
 
@@ -157,7 +126,7 @@ def _generate_batch(loaded, prefix, prefix_cache, suffixes, config) -> list[list
     if prefix_cache is not None:
         cache = copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(len(suffixes))
-        inputs[_cache_argument(loaded.model)] = cache
+        inputs[cache_argument(loaded.model)] = cache
     with torch.inference_mode():
         output = loaded.model.generate(**inputs, generation_config=config, tokenizer=loaded.tokenizer)
     return output[:, len(ids[0]) :].tolist()

@@ -21,6 +21,7 @@ from .casefile import Suite
 from .modeling import METADATA_FILE, pick_device, read_metadata, resolve
 from .recipe import Recipe
 from .training_data import data_hash, split, training_records
+from .training_loss import answer_head_weights, weighted_answer_loss
 
 
 class TrainingError(Exception):
@@ -82,17 +83,6 @@ def sft_config(recipe: Recipe, output_dir: Path, has_eval: bool, device):
     )
 
 
-def answer_head_weights(labels, head_tokens: int, weight: float):
-    """Per-position loss weights for next-token labels (already shifted): `weight` on each answer's
-    first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored."""
-    import torch
-
-    answer = labels != -100
-    rank = torch.cumsum(answer.long(), dim=1)  # 1 for the first answer token, 2 for the next, ...
-    weights = torch.where(rank <= head_tokens, torch.full_like(labels, 0, dtype=torch.float32) + weight, 1.0)
-    return weights * answer
-
-
 def _weighted_trainer_class():
     from trl import SFTTrainer
 
@@ -104,13 +94,17 @@ def _weighted_trainer_class():
             self.recipe = recipe
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.recipe.tool_name_weight == 1.0 or return_outputs:
+            if return_outputs:  # evaluation: TRL's own loss and metrics
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            head = (self.recipe.tool_name_tokens, self.recipe.tool_name_weight)
+            if self.accelerator.unwrap_model(model) is model:
+                ids, labels = inputs["input_ids"], inputs["labels"]
+                return weighted_answer_loss(model, ids, inputs.get("attention_mask", ids.new_ones(ids.shape)), labels, *head)
+            # Wrapped for distributed training: gradients are synchronised only through the
+            # wrapper's forward, which runs every row in full.
             inputs["use_cache"] = False
             outputs = model(**inputs, fused_lm_head=True)
-            labels = inputs["labels"][:, 1:]
-            weights = answer_head_weights(labels, self.recipe.tool_name_tokens, self.recipe.tool_name_weight)
-            weights = weights.to(outputs.log_probs.dtype)
+            weights = answer_head_weights(inputs["labels"][:, 1:], *head).to(outputs.log_probs.dtype)
             return -(outputs.log_probs * weights).sum() / weights.sum().clamp(min=1)
 
     return ToolChoiceSFTTrainer

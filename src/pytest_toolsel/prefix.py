@@ -1,0 +1,40 @@
+"""The shared prompt prefix: every prompt of a policy starts with the same developer turn.
+
+Generation and training both run that prefix through the model once and reuse its KV cache.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens that every sequence starts with, leaving at least one token of each to feed the model."""
+    if len(sequences) < 2:
+        return 0
+    limit = min(len(sequence) for sequence in sequences) - 1
+    length = 0
+    while length < limit and all(sequence[length] == sequences[0][length] for sequence in sequences):
+        length += 1
+    return length
+
+
+def attends_to_everything(model, length: int) -> bool:
+    """Whether every layer sees all of a `length`-token sequence (no sliding window cuts it short).
+
+    Padding between prefix and user turn is exact only then: a sliding window counts cache slots,
+    padding included, so it would reach fewer real tokens back than it does without padding.
+    """
+    config = model.config.get_text_config()
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if window is None or (layer_types is not None and not any("sliding" in kind for kind in layer_types)):
+        return True
+    return length <= window
+
+
+def cache_argument(model) -> str:
+    """The forward's KV-cache keyword: transformers renamed `past_key_values` to `cache` during 5.x."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -1,0 +1,127 @@
+"""The fine-tuning loss, computed only where it is needed.
+
+Every training row of a policy starts with the same developer turn (the ~200 tokens that declare
+the tools); only the user turn and the answer differ, and only answer tokens carry a loss. A plain
+forward pass repeats the prefix for every row and projects every position through the 262k-entry
+output layer. Here the prefix of each group of rows that share one goes through the model once,
+its KV cache is repeated for the rows (autograd adds up the gradients of the copies, so the loss
+and gradients equal the plain forward's), and only the answer positions are projected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .prefix import attends_to_everything, cache_argument
+
+IGNORED = -100
+MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
+
+
+def answer_head_weights(labels, head_tokens: int, weight: float):
+    """Per-position loss weights for next-token labels (already shifted): `weight` on each answer's
+    first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored."""
+    import torch
+
+    answer = labels != IGNORED
+    rank = torch.cumsum(answer.long(), dim=1)  # 1 for the first answer token, 2 for the next, ...
+    weights = torch.where(rank <= head_tokens, torch.full_like(labels, 0, dtype=torch.float32) + weight, 1.0)
+    return weights * answer
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    rows: list[int]
+    prefix_length: int  # tokens run once for the whole group
+
+
+def prompt_lengths(labels) -> list[int]:
+    """Tokens before each row's first answer token (the whole row when it has none)."""
+    answer = labels != IGNORED
+    first = answer.int().argmax(dim=1)
+    return [int(f) if a else labels.size(1) for f, a in zip(first, answer.any(dim=1))]
+
+
+def prefix_groups(input_ids, labels) -> list[PrefixGroup]:
+    """Rows grouped by a shared prompt prefix.
+
+    A row joins the first group whose first row shares a real stretch of its prompt with it (rows of
+    one policy share the whole developer turn; rows of different policies a few tokens at most). The
+    prefix stops one token before the earliest answer so that its positions predict no answer token.
+    """
+    lengths = prompt_lengths(labels)
+    rows = input_ids.tolist()
+    members: list[list[int]] = []
+    shared: list[int] = []
+    for row, ids in enumerate(rows):
+        for index, group in enumerate(members):
+            first = group[0]
+            limit = min(lengths[first], lengths[row]) - 1
+            common = _common_length(rows[first], ids, limit)
+            if common >= max(1, min(MIN_SHARED, lengths[row] // 2)):
+                group.append(row)
+                shared[index] = min(shared[index], common)
+                break
+        else:
+            members.append([row])
+            shared.append(max(lengths[row] - 1, 0))
+    return [PrefixGroup(group, length if len(group) > 1 else 0) for group, length in zip(members, shared)]
+
+
+def _common_length(a: list[int], b: list[int], limit: int) -> int:
+    length = 0
+    while length < limit and a[length] == b[length]:
+        length += 1
+    return length
+
+
+def weighted_answer_loss(model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float):
+    """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
+    import torch
+
+    share = attends_to_everything(model, input_ids.size(1))
+    groups = prefix_groups(input_ids, labels) if share else [PrefixGroup(list(range(input_ids.size(0))), 0)]
+    total = input_ids.new_zeros((), dtype=torch.float32)
+    weight_sum = input_ids.new_zeros((), dtype=torch.float32)
+    for group in groups:
+        index = torch.tensor(group.rows, device=input_ids.device)
+        log_probs, targets = answer_log_probs(
+            model, input_ids[index], attention_mask[index], labels[index], group.prefix_length
+        )
+        weights = answer_head_weights(targets, head_tokens, head_weight)
+        total = total + (log_probs * weights[targets != IGNORED]).sum()
+        weight_sum = weight_sum + weights.sum()
+    return -total / weight_sum.clamp(min=1)
+
+
+def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int):
+    """Log-probabilities of the answer tokens, and the shifted labels they belong to.
+
+    Returns (log_probs, targets): `targets` are the next-token labels of the positions the model
+    computed (from `prefix_length` on); `log_probs` holds one entry per target that is not ignored.
+    """
+    import torch
+
+    backbone = model.base_model
+    if prefix_length:
+        prefix = backbone(input_ids=input_ids[:1, :prefix_length], use_cache=True)
+        cache = getattr(prefix, "cache", None) or prefix.past_key_values
+        cache.batch_repeat_interleave(input_ids.size(0))
+        positions = torch.arange(prefix_length, input_ids.size(1), device=input_ids.device)
+        hidden = backbone(
+            input_ids=input_ids[:, prefix_length:],
+            attention_mask=attention_mask,
+            position_ids=positions.expand(input_ids.size(0), -1),
+            use_cache=True,
+            **{cache_argument(backbone): cache},
+        ).last_hidden_state
+    else:
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    targets = labels[:, prefix_length + 1 :]
+    selected = targets != IGNORED
+    logits = model.get_output_embeddings()(hidden[:, :-1][selected]).float()
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    log_probs = torch.log_softmax(logits, dim=-1).gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1)
+    return log_probs, targets
