@@ -8,8 +8,9 @@ checkpoint and prompts, each including its own model load:
 - product: `pytest CASE_FILES --model DIR --no-baseline -p no:cacheprovider` in a subprocess
   (a cold run: no results cache), once with the tool-choice confidence and once without.
 
-It prints prompts/s, the speed-up ratio, and the parity of parsed calls between the seed loop's
-answers and the product's (they must be identical), plus the time to load the model.
+It prints prompts/s, the speed-up ratio, the parity of parsed calls between the seed loop's
+answers and the product's (they must be identical), whether the product's raw outputs and verdicts
+are identical across its runs (batch sizes 8 and 16), and the time to load the model.
 
     python benchmarks/eval_speed.py --model ./checkpoint
 """
@@ -55,6 +56,16 @@ def seed_loop(model_dir: str, cases) -> tuple[float, float, list[str]]:
     return loaded - started, time.perf_counter() - started, outputs
 
 
+def embedded_load_seconds() -> float:
+    from pytest_toolsel.embedded import EMBEDDED_ALIAS, embedded_base_dir
+    from pytest_toolsel.modeling import load_model
+
+    embedded_base_dir()  # converts on the very first use only; that one-time cost is not a load
+    started = time.perf_counter()
+    load_model(EMBEDDED_ALIAS, require_template=False)
+    return time.perf_counter() - started
+
+
 def product_run(model_dir: str, files: list[Path], *extra: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as reports:
         command = [sys.executable, "-m", "pytest", *map(str, files), "--model", model_dir, "--no-baseline",
@@ -65,6 +76,13 @@ def product_run(model_dir: str, files: list[Path], *extra: str) -> tuple[float, 
         if done.returncode not in (0, 1):
             sys.exit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         return elapsed, json.loads((Path(reports) / "results.json").read_text())
+
+
+PRODUCT_RUNS = [
+    ("pytest-toolsel cold run", ()),
+    ("pytest-toolsel cold run, --no-confidence", ("--no-confidence",)),
+    ("pytest-toolsel cold run, --no-confidence --batch-size 16", ("--no-confidence", "--batch-size", "16")),
+]
 
 
 def main() -> None:
@@ -79,27 +97,30 @@ def main() -> None:
 
     load_s, seed_s, seed_outputs = seed_loop(args.model, cases)
     rows = [["seed loop (one at a time, max_new_tokens=128)", f"{seed_s:.1f}", f"{count / seed_s:.2f}", "1.0"]]
-    parity = {}
-    for label, extra in [("pytest-toolsel cold run", ()), ("pytest-toolsel cold run, --no-confidence", ("--no-confidence",))]:
+    runs = {}
+    for label, extra in PRODUCT_RUNS:
         elapsed, results = product_run(args.model, args.cases, *extra)
         rows.append([label, f"{elapsed:.1f}", f"{count / elapsed:.2f}", f"{seed_s / elapsed:.1f}"])
-        product_calls = {(c["suite"], c["id"]): c["calls"] for c in results["candidate"]["cases"]}
-        same = sum(
-            [call.as_dict() for call in parse_output(output).calls] == product_calls[(suite.policy, case.id)]
-            for (suite, case), output in zip(cases, seed_outputs)
-        )
-        parity[label] = same
-        accuracy = results["candidate"]
-    by_suite: dict[str, list[bool]] = {}
-    for case in accuracy["cases"]:
-        by_suite.setdefault(case["suite"], []).append(case["passed"])
+        runs[label] = {(c["suite"], c["id"]): c for c in results["candidate"]["cases"]}
     print(tabulate(rows, headers=["evaluation", "wall s (incl. load)", "prompts/s", "speed-up"], tablefmt="github"))
-    for label, same in parity.items():
-        print(f"parsed calls identical to the seed loop's: {same}/{count} ({label})")
     print(f"model load (tokenizer + weights, transformers): {load_s:.1f} s")
+    print(f"embedded base load after its one-time conversion: {embedded_load_seconds():.1f} s")
+
+    seed_calls = {(suite.policy, case.id): [call.as_dict() for call in parse_output(output).calls]
+                  for (suite, case), output in zip(cases, seed_outputs)}
+    reference_label, reference = next(iter(runs.items()))
+    for label, run in runs.items():
+        same_calls = sum(run[key]["calls"] == calls for key, calls in seed_calls.items())
+        print(f"parsed calls identical to the seed loop's (batch 1, no prefix reuse): {same_calls}/{count} ({label})")
+        if label != reference_label:
+            same_outputs = sum(run[key]["output"] == case["output"] for key, case in reference.items())
+            same_verdicts = sum(run[key]["passed"] == case["passed"] for key, case in reference.items())
+            print(f"raw outputs identical to the first run's: {same_outputs}/{count}, verdicts: {same_verdicts}/{count} ({label})")
+    by_suite: dict[str, list[bool]] = {}
+    for case in reference.values():
+        by_suite.setdefault(case["suite"], []).append(case["passed"])
     for suite, verdicts in by_suite.items():
         print(f"strict accuracy, {suite}: {sum(verdicts)}/{len(verdicts)}")
-
 
 if __name__ == "__main__":
     main()

@@ -317,7 +317,15 @@ def test_shipped_seed_suite_runs_end_to_end(pytester, tiny_checkpoint, tiny_base
     for run in ("candidate", "baseline"):
         assert results[run]["total"] == 20
         assert [case["suite"] for case in results[run]["cases"]] == ["internal-vs-public-search"] * 20
-    assert "internal-vs-public-search" in (pytester.path / "reports" / "accuracy.md").read_text()
+    markdown = (pytester.path / "reports" / "accuracy.md").read_text()
+    assert "internal-vs-public-search" in markdown
+    # As a PR comment: regressions come first, and a list of more than ten cases folds away.
+    assert markdown.index("## Regressed") < markdown.index("## Still failing") < markdown.index("## Fixed")
+    passed_before = {case["id"]: case["passed"] for case in results["baseline"]["cases"]}
+    still = [c for c in results["candidate"]["cases"] if not c["passed"] and not passed_before[c["id"]]]
+    section = markdown.split("## Still failing")[1].split("## Fixed")[0]
+    assert f"({len(still)})" in section.splitlines()[0]
+    assert ("<details><summary>" in section) == (len(still) > 10)
 
 
 def run_cached(pytester, checkpoint, *args):

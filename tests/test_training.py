@@ -163,16 +163,21 @@ def test_answer_head_weights_emphasise_the_first_answer_tokens():
     assert answer_head_weights(labels, head_tokens=2, weight=1.0).tolist() == (labels != -100).float().tolist()
 
 
-def test_killed_training_leaves_nothing_loadable_and_a_rerun_cleans_up_and_finishes(tmp_path, tiny_base):
-    (tmp_path / "p.yaml").write_text(
+def weather_training_file(path: Path, examples: int) -> Path:
+    path.write_text(
         case_file(
             "- prompt: held out\n  expect: get_weather\n",
             extra="train:\n" + "".join(
                 f"  - prompt: Weather in city number {i}?\n    call: get_weather\n    args: {{city: C{i}}}\n"
-                for i in range(12)
+                for i in range(examples)
             ),
         )
     )
+    return path
+
+
+def test_killed_training_leaves_nothing_loadable_and_a_rerun_cleans_up_and_finishes(tmp_path, tiny_base):
+    weather_training_file(tmp_path / "p.yaml", 12)
     output = tmp_path / "ckpt"
     command = [sys.executable, "-c", "import sys; from pytest_toolsel.cli import main; sys.exit(main())",
                str(tmp_path / "p.yaml"), "--output", str(output), "--base-model", str(tiny_base)]
@@ -192,3 +197,25 @@ def test_killed_training_leaves_nothing_loadable_and_a_rerun_cleans_up_and_finis
     assert finished.returncode == 0, finished.stderr[-2000:]
     check_local_dir(output)
     assert not list(tmp_path.glob(".ckpt.partial-*"))  # the killed run's leftovers are gone too
+
+
+def test_accelerate_launch_trains_on_two_processes_and_rank_zero_alone_publishes(tmp_path, tiny_base):
+    """The multi-GPU path (`accelerate launch --multi_gpu`); without GPUs its two processes talk over gloo."""
+    weather_training_file(tmp_path / "p.yaml", 8)
+    output = tmp_path / "ckpt"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    done = subprocess.run(
+        [*launch, "-m", "pytest_toolsel.cli", str(tmp_path / "p.yaml"), "--output", str(output),
+         "--base-model", str(tiny_base), "--set", "epochs=2", "--set", "batch_size=2",
+         "--report-dir", str(tmp_path / "reports")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("checkpoint written to") == 1
+    check_local_dir(output)
+    metadata = json.loads((output / "toolsel.json").read_text())
+    steps = [entry["step"] for entry in metadata["log_history"] if "loss" in entry]
+    # 8 examples, 2 per process per step, 2 processes: 2 steps per epoch (one process alone: 4).
+    assert max(steps) == 4
+    assert not list(tmp_path.glob(".ckpt.partial-*"))

@@ -46,25 +46,33 @@ def embedded_base_dir() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").exists():
-            _convert(packaged, target)
+            # Holding the lock, nobody else is converting: staging left here was abandoned by a kill.
+            for abandoned in target.parent.glob(f".{target.name}-*"):
+                shutil.rmtree(abandoned, ignore_errors=True)
+            publish_atomically(target, lambda staging: dequantise(packaged, staging))
     return target
 
 
-def _convert(packaged, target: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = packaged.assemble(cache_root() / "gguf" / packaged.MODEL_NAME)
+def publish_atomically(target: Path, write) -> None:
+    """`write(staging)` fills a sibling directory, which is renamed to `target` only once complete."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        # Dequantised weights are plain float tensors; drop the GGUF marker so they can be saved.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.config.name_or_path = EMBEDDED_ALIAS
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        write(staging)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def dequantise(packaged, directory: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = packaged.assemble(cache_root() / "gguf" / packaged.MODEL_NAME)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # Dequantised weights are plain float tensors; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = EMBEDDED_ALIAS
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)

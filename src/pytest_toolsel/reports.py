@@ -175,6 +175,18 @@ def _fragile_line(outcome: Outcome) -> str:
     )
 
 
+LONG_LIST = 10
+
+
+def _collapsed_if_long(lines: str, count: int) -> str:
+    """A long case list folds away (GitHub renders <details>), so the report reads well as a PR comment."""
+    if not count:
+        return "None."
+    if count <= LONG_LIST:
+        return lines
+    return f"<details><summary>{count} cases</summary>\n\n{lines}\n\n</details>"
+
+
 def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3) -> str:
     sections = [
         "# Tool-selection accuracy",
@@ -189,12 +201,13 @@ def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_ma
     before = baseline.by_key() if baseline else {}
     if baseline:
         comparison = compare(candidate, baseline)
-        lists = [("Fixed", comparison.fixed), ("Regressed", comparison.regressed), ("Still failing", comparison.still_failing)]
+        # What a reviewer must see first: what this change broke.
+        lists = [("Regressed", comparison.regressed), ("Still failing", comparison.still_failing), ("Fixed", comparison.fixed)]
     else:
         lists = [("Failing", tuple(o for o in candidate.outcomes if not o.passed))]
     for title, outcomes in lists:
         sections.append(f"## {title} ({len(outcomes)})")
-        sections.append("\n".join(_case_line(o, before.get(o.key)) for o in outcomes) or "None.")
+        sections.append(_collapsed_if_long("\n".join(_case_line(o, before.get(o.key)) for o in outcomes), len(outcomes)))
     if any(o.choice for o in candidate.outcomes):
         fragile = fragile_passes(candidate, fragile_margin)
         sections.append(f"## Fragile passes ({len(fragile)})")
@@ -202,7 +215,7 @@ def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_ma
             f"Passing cases where the expected tool's probability leads the best other tool's by less than "
             f"{fragile_margin:.2f} (probabilities over the declared tools, scored right after `call:`)."
         )
-        sections.append("\n".join(_fragile_line(o) for o in fragile) or "None.")
+        sections.append(_collapsed_if_long("\n".join(_fragile_line(o) for o in fragile), len(fragile)))
     return "\n\n".join(sections) + "\n"
 
 

@@ -80,6 +80,8 @@ def sft_config(recipe: Recipe, output_dir: Path, has_eval: bool, device):
         report_to="none",  # TensorBoard is attached as a callback writing to reports/
         push_to_hub=False,
         dataloader_num_workers=0,
+        # Every parameter takes part in every step; searching for unused ones costs a graph walk per step.
+        ddp_find_unused_parameters=False,
     )
 
 
