@@ -8,9 +8,10 @@ checkpoint and prompts, each including its own model load:
 - product: `pytest CASE_FILES --model DIR --no-baseline -p no:cacheprovider` in a subprocess
   (a cold run: no results cache), once with the tool-choice confidence and once without.
 
-It prints prompts/s, the speed-up ratio, the parity of parsed calls between the seed loop's
-answers and the product's (they must be identical), whether the product's raw outputs and verdicts
-are identical across its runs (batch sizes 8 and 16), and the time to load the model.
+It prints prompts/s, the speed-up ratio, the parity of parsed calls and raw outputs between the seed
+loop's answers (batch size 1, no shared prefix) and the product's (they must be identical), whether
+the product's raw outputs and verdicts are identical across its runs (batch sizes 16 and 8), and the
+time to load the model.
 
     python benchmarks/eval_speed.py --model ./checkpoint
 """
@@ -30,6 +31,7 @@ from tabulate import tabulate
 
 from pytest_toolsel.casefile import load_suite
 from pytest_toolsel.chat_format import prompt_messages
+from pytest_toolsel.generation import truncate_at_stop
 from pytest_toolsel.parsing import parse_output
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +83,7 @@ def product_run(model_dir: str, files: list[Path], *extra: str) -> tuple[float, 
 PRODUCT_RUNS = [
     ("pytest-toolsel cold run", ()),
     ("pytest-toolsel cold run, --no-confidence", ("--no-confidence",)),
-    ("pytest-toolsel cold run, --no-confidence --batch-size 16", ("--no-confidence", "--batch-size", "16")),
+    ("pytest-toolsel cold run, --no-confidence --batch-size 8", ("--no-confidence", "--batch-size", "8")),
 ]
 
 
@@ -106,12 +108,14 @@ def main() -> None:
     print(f"model load (tokenizer + weights, transformers): {load_s:.1f} s")
     print(f"embedded base load after its one-time conversion: {embedded_load_seconds():.1f} s")
 
-    seed_calls = {(suite.policy, case.id): [call.as_dict() for call in parse_output(output).calls]
-                  for (suite, case), output in zip(cases, seed_outputs)}
+    seed_answers = {(suite.policy, case.id): truncate_at_stop(output) for (suite, case), output in zip(cases, seed_outputs)}
+    seed_calls = {key: [call.as_dict() for call in parse_output(output).calls] for key, output in seed_answers.items()}
     reference_label, reference = next(iter(runs.items()))
     for label, run in runs.items():
         same_calls = sum(run[key]["calls"] == calls for key, calls in seed_calls.items())
-        print(f"parsed calls identical to the seed loop's (batch 1, no prefix reuse): {same_calls}/{count} ({label})")
+        same_raw = sum(run[key]["output"] == output for key, output in seed_answers.items())
+        print(f"parsed calls identical to the seed loop's (batch 1, no prefix reuse): {same_calls}/{count}, "
+              f"raw outputs: {same_raw}/{count} ({label})")
         if label != reference_label:
             same_outputs = sum(run[key]["output"] == case["output"] for key, case in reference.items())
             same_verdicts = sum(run[key]["passed"] == case["passed"] for key, case in reference.items())

@@ -79,6 +79,26 @@ def tiny_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
+def wide_window_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
+    """The tiny checkpoint's twin whose sliding window covers every prompt, so prefixes are shared."""
+    model = tiny.build_model(tiny_tokenizer, seed=0, sliding_window=1024)
+    tiny.teach(model, tiny_tokenizer, tiny.lesson_texts(LESSONS, TOOLS))
+    return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("wide-window"))
+
+
+@pytest.fixture(scope="module", params=["window-64", "window-1024"])
+def loaded_either_window(request, tiny_checkpoint, wide_window_checkpoint):
+    """The tiny checkpoint loaded (its 64-token window is shorter than the prompts, so the prefix is
+    not shared), then its wide-window twin (so it is): each code path once."""
+    import torch
+
+    from pytest_toolsel.modeling import load_model
+
+    checkpoint = tiny_checkpoint if request.param == "window-64" else wide_window_checkpoint
+    return load_model(str(checkpoint), torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
     """The same architecture, untaught: a 'before' model that calls nothing sensible."""
     model = tiny.build_model(tiny_tokenizer, seed=1)

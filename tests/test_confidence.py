@@ -9,15 +9,14 @@ import torch
 from conftest import LESSONS, TOOLS
 
 from pytest_toolsel.chat_format import prompt_messages, render
-from pytest_toolsel.confidence import ToolChoice, _sequence_log_probs, call_prefix, tool_choices
-from pytest_toolsel.modeling import load_model
+from pytest_toolsel.confidence import ToolChoice, _scorable_prefix_length, _sequence_log_probs, call_prefix, tool_choices
 
 NAMES = [tool["function"]["name"] for tool in TOOLS]
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    return load_model(str(tiny_checkpoint), torch.device("cpu"))
+def loaded(loaded_either_window):
+    return loaded_either_window
 
 
 def prompt(text: str) -> str:
@@ -32,13 +31,15 @@ def reference_log_prob(loaded, tokens: list[int], start: int) -> float:
     return float(sum(log_probs[position - 1, tokens[position]] for position in range(start, len(tokens))))
 
 
-def test_batched_left_padded_scores_match_unpadded_forward_passes(loaded):
+def test_batched_prefix_sharing_scores_match_unpadded_forward_passes(loaded):
     tokenizer = loaded.tokenizer
     rows = []
     for text in ["What is the weather in Paris?", "How much is ACME stock?", "Tell me a joke and then some more words."]:
         for name in NAMES:
             start = len(tokenizer.encode(prompt(text), add_special_tokens=False))
             rows.append((tokenizer.encode(prompt(text) + call_prefix(name), add_special_tokens=False), start))
+    shared = _scorable_prefix_length(loaded.model, rows)
+    assert (shared > 100) == (loaded.model.config.sliding_window == 1024)  # so both paths run
     batched = _sequence_log_probs(loaded, rows, batch_size=4)
     for (tokens, start), score in zip(rows, batched):
         assert score == pytest.approx(reference_log_prob(loaded, tokens, start), abs=1e-3)

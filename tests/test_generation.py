@@ -21,15 +21,9 @@ PROMPTS = [prompt for prompt, _ in LESSONS] + [
 ]
 
 
-@pytest.fixture(scope="module", params=["window-64", "window-1024"])
-def loaded(request, tiny_checkpoint, tiny_tokenizer, tmp_path_factory):
-    """The tiny checkpoint (its 64-token sliding window is shorter than the prompts, so the prefix is
-    not shared) and a twin whose window covers everything (so it is)."""
-    if request.param == "window-64":
-        return load_model(str(tiny_checkpoint), torch.device("cpu"))
-    model = tiny.build_model(tiny_tokenizer, seed=0, sliding_window=1024)
-    tiny.teach(model, tiny_tokenizer, tiny.lesson_texts(LESSONS, TOOLS))
-    return load_model(str(tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("wide-window"))), torch.device("cpu"))
+@pytest.fixture(scope="module")
+def loaded(loaded_either_window):
+    return loaded_either_window
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from .chat_format import START_CALL
 from .modeling import LoadedModel
+from .prefix import attends_to_everything, shared_prefix_length
 
 
 PRECISION = 4  # decimals kept of each probability
@@ -43,7 +44,7 @@ def call_prefix(tool_name: str) -> str:
 
 
 def tool_choices(
-    loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int = 8
+    loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int = 16
 ) -> list[ToolChoice]:
     """One ToolChoice per rendered prompt, scoring each of that prompt's tool names by teacher forcing."""
     rows = []  # (prompt index, tool name, token ids, number of prompt tokens)
@@ -81,37 +82,49 @@ def _normalise(log_probs: dict[str, float]) -> dict[str, float]:
 def _sequence_log_probs(loaded: LoadedModel, rows: Sequence[tuple[list[int], int]], batch_size: int) -> list[float]:
     """Sum of log p(token) over each row's tokens from position `start` on.
 
-    Rows are left-padded so that every scored token sits at the end, where `logits_to_keep` projects
-    only those few positions onto the (large) vocabulary.
+    The rows' common prefix (one policy's developer turn) goes through the model once and its KV
+    cache continues every row, as in generation; only the scored positions are projected onto the
+    (large) vocabulary. Rows are right-padded, so padding never sits between prefix and text.
     """
+    import copy
+
     import torch
 
+    from .training_loss import IGNORED, hidden_after_prefix, prefix_cache, token_log_probs
+
+    model, backbone = loaded.model, loaded.model.base_model
+    shared = _scorable_prefix_length(model, rows)
     pad = loaded.tokenizer.pad_token_id or 0
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     totals = [0.0] * len(rows)
-    for begin in range(0, len(order), batch_size):
-        batch = order[begin : begin + batch_size]
-        width = max(len(rows[i][0]) for i in batch)
-        keep = max(len(rows[i][0]) - rows[i][1] for i in batch) + 1
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(batch):
-            tokens = rows[i][0]
-            ids[row, width - len(tokens) :] = torch.tensor(tokens)
-            mask[row, width - len(tokens) :] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            logits = loaded.model(
-                input_ids=ids.to(loaded.device),
-                attention_mask=mask.to(loaded.device),
-                position_ids=positions.to(loaded.device),
-                logits_to_keep=keep,
-            ).logits
-        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        for row, i in enumerate(batch):
-            tokens, start = rows[i]
-            scored = torch.tensor(tokens[start:])
-            # logits column c predicts the token at column width - keep + c + 1
-            columns = torch.arange(len(scored)) + keep - 1 - len(scored)
-            totals[i] = float(log_probs[row, columns, scored].sum())
+    with torch.inference_mode():
+        cache = prefix_cache(backbone, torch.tensor([rows[0][0][:shared]], device=loaded.device)) if shared else None
+        for begin in range(0, len(order), batch_size):
+            batch = order[begin : begin + batch_size]
+            width = max(len(rows[i][0]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            labels = torch.full_like(ids, IGNORED)
+            for row, i in enumerate(batch):
+                tokens, start = rows[i]
+                ids[row, : len(tokens)] = torch.tensor(tokens)
+                mask[row, : len(tokens)] = 1
+                labels[row, start : len(tokens)] = ids[row, start : len(tokens)]
+            ids, mask, labels = ids.to(loaded.device), mask.to(loaded.device), labels.to(loaded.device)
+            if cache is None:
+                hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+            else:
+                hidden = hidden_after_prefix(backbone, copy.deepcopy(cache), ids, mask, shared)
+            targets = labels[:, shared + 1 :]
+            scores = token_log_probs(model, hidden[:, :-1], targets).cpu()
+            for i, piece in zip(batch, scores.split((targets != IGNORED).sum(dim=1).tolist())):
+                totals[i] = float(piece.sum())
     return totals
+
+
+def _scorable_prefix_length(model, rows: Sequence[tuple[list[int], int]]) -> int:
+    """Tokens all rows start with that predict no scored token (0 where a sliding window forbids reuse)."""
+    if not attends_to_everything(model, max(len(tokens) for tokens, _ in rows)):
+        return 0
+    shared = min(shared_prefix_length([tokens for tokens, _ in rows]), min(start for _, start in rows) - 1)
+    return max(shared, 0)

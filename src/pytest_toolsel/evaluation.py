@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 from .casefile import Case, Suite
 from .chat_format import prompt_messages
@@ -13,6 +13,8 @@ from .modeling import LoadedModel
 from .results_cache import Answer, AnswerCache
 from .parsing import ParsedOutput, parse_output
 from .verdicts import Verdict, judge
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,30 +77,33 @@ def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
     )
 
 
-def generate_per_suite(
-    loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], prompts: Sequence[str], settings: GenerationSettings
-) -> list[str]:
-    """A suite's prompts share their tool declarations, so each suite is one generate() call."""
+def per_suite(cases: Sequence[tuple[Suite, Case]], work: Callable[[Suite, list[int]], list[T]]) -> list[T]:
+    """`work(suite, indices)` once per suite, its results put back in the cases' order.
+
+    A suite's prompts share their tool declarations, the long prefix that generation and scoring
+    run once per call.
+    """
     by_suite: dict[int, list[int]] = {}
     for index, (suite, _) in enumerate(cases):
         by_suite.setdefault(id(suite), []).append(index)
-    outputs = [""] * len(cases)
+    results: list = [None] * len(cases)
     for indices in by_suite.values():
-        for index, output in zip(indices, generate(loaded, [prompts[i] for i in indices], settings)):
-            outputs[index] = output
-    return outputs
+        for index, result in zip(indices, work(cases[indices[0]][0], indices)):
+            results[index] = result
+    return results
 
 
 def answer(
     loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool
 ) -> list[Answer]:
     prompts = [render_prompt(loaded.tokenizer, suite, case) for suite, case in cases]
-    outputs = generate_per_suite(loaded, cases, prompts, settings)
+    outputs = per_suite(cases, lambda suite, indices: generate(loaded, [prompts[i] for i in indices], settings))
+    choices: list[ToolChoice | None] = [None] * len(cases)
     if confidence:
-        names = [[tool.name for tool in suite.tools] for suite, _ in cases]
-        choices = tool_choices(loaded, prompts, names, settings.batch_size)
-    else:
-        choices = [None] * len(cases)
+        choices = per_suite(cases, lambda suite, indices: tool_choices(
+            loaded, [prompts[i] for i in indices], [[tool.name for tool in suite.tools]] * len(indices),
+            settings.batch_size,
+        ))
     return [Answer(output, choice) for output, choice in zip(outputs, choices)]
 
 

@@ -12,7 +12,7 @@ from .prefix import attends_to_everything, cache_argument, shared_prefix_length
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    batch_size: int = 8
+    batch_size: int = 16
     max_new_tokens: int = 64
     reuse_prefix: bool = True  # run the shared prompt prefix once per call (see `generate`)
 

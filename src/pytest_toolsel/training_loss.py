@@ -100,28 +100,48 @@ def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: in
     Returns (log_probs, targets): `targets` are the next-token labels of the positions the model
     computed (from `prefix_length` on); `log_probs` holds one entry per target that is not ignored.
     """
-    import torch
-
     backbone = model.base_model
     if prefix_length:
-        prefix = backbone(input_ids=input_ids[:1, :prefix_length], use_cache=True)
-        cache = getattr(prefix, "cache", None) or prefix.past_key_values
-        cache.batch_repeat_interleave(input_ids.size(0))
-        positions = torch.arange(prefix_length, input_ids.size(1), device=input_ids.device)
-        hidden = backbone(
-            input_ids=input_ids[:, prefix_length:],
-            attention_mask=attention_mask,
-            position_ids=positions.expand(input_ids.size(0), -1),
-            use_cache=True,
-            **{cache_argument(backbone): cache},
-        ).last_hidden_state
+        cache = prefix_cache(backbone, input_ids[:1, :prefix_length])
+        hidden = hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length)
     else:
         hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     targets = labels[:, prefix_length + 1 :]
+    return token_log_probs(model, hidden[:, :-1], targets), targets
+
+
+def prefix_cache(backbone, prefix_ids):
+    """The KV cache of one row of prefix tokens (shape [1, P])."""
+    output = backbone(input_ids=prefix_ids, use_cache=True)
+    return getattr(output, "cache", None) or output.past_key_values
+
+
+def hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length: int):
+    """Last hidden states of `input_ids[:, prefix_length:]`, continuing every row from `cache`.
+
+    `cache` holds the prefix once and is repeated for the rows in place; `attention_mask` covers the
+    whole rows, prefix included. Rows are right-padded, so no padding sits between prefix and text.
+    """
+    import torch
+
+    cache.batch_repeat_interleave(input_ids.size(0))
+    positions = torch.arange(prefix_length, input_ids.size(1), device=input_ids.device)
+    return backbone(
+        input_ids=input_ids[:, prefix_length:],
+        attention_mask=attention_mask,
+        position_ids=positions.expand(input_ids.size(0), -1),
+        use_cache=True,
+        **{cache_argument(backbone): cache},
+    ).last_hidden_state
+
+
+def token_log_probs(model, hidden, targets):
+    """log p(target) at each position whose target is not ignored, projecting only those positions."""
+    import torch
+
     selected = targets != IGNORED
-    logits = model.get_output_embeddings()(hidden[:, :-1][selected]).float()
+    logits = model.get_output_embeddings()(hidden[selected]).float()
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    log_probs = torch.log_softmax(logits, dim=-1).gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1)
-    return log_probs, targets
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1)
