@@ -300,6 +300,14 @@ def test_changed_training_data_warns_that_the_checkpoint_is_stale(pytester, tiny
     retrained = pytester.runpytest("-p", "no:cacheprovider", *args, "--retrain")
     retrained.stdout.fnmatch_lines(["*pytest-toolsel: training*"])
     assert "stale checkpoint" not in retrained.stdout.str()
+    # A file of held-out prompts alone (an extra evaluation set) carries no training data to compare.
+    (pytester.path / "policy.yaml").unlink()
+    pytester.makefile(".yaml", extra_eval=case_file(PASSING))
+    evaluated = pytester.runpytest("-p", "no:cacheprovider", *args)
+    outcomes = evaluated.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2  # evaluated, not retrained
+    assert "pytest-toolsel: training" not in evaluated.stdout.str()
+    assert "stale checkpoint" not in evaluated.stdout.str()
 
 
 def test_shipped_seed_suite_runs_end_to_end(pytester, tiny_checkpoint, tiny_base):

@@ -38,9 +38,11 @@ class TrainingResult:
 def staleness(checkpoint: str, suites: Sequence[Suite]) -> str | None:
     """A warning when the checkpoint was trained on other data than the case files hold now."""
     recorded = read_metadata(checkpoint).get("data_hash")
-    if recorded is None:
+    records = training_records(suites)
+    # Case files without training examples (a separate evaluation set) say nothing about staleness.
+    if recorded is None or not records:
         return None
-    current = data_hash(training_records(suites))
+    current = data_hash(records)
     if recorded == current:
         return None
     return (
