@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .chat_format import START_CALL
 from .modeling import LoadedModel
-from .prefix import attends_to_everything, shared_prefix_length
+from .prefix import attends_to_everything, prefix_cache, shared_prefix_length
 
 
 PRECISION = 4  # decimals kept of each probability
@@ -90,15 +90,15 @@ def _sequence_log_probs(loaded: LoadedModel, rows: Sequence[tuple[list[int], int
 
     import torch
 
-    from .training_loss import IGNORED, hidden_after_prefix, prefix_cache, token_log_probs
+    from .training_loss import IGNORED, answer_log_probs
 
-    model, backbone = loaded.model, loaded.model.base_model
+    model = loaded.model
     shared = _scorable_prefix_length(model, rows)
     pad = loaded.tokenizer.pad_token_id or 0
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     totals = [0.0] * len(rows)
     with torch.inference_mode():
-        cache = prefix_cache(backbone, torch.tensor([rows[0][0][:shared]], device=loaded.device)) if shared else None
+        cache = prefix_cache(model.base_model, torch.tensor([rows[0][0][:shared]], device=loaded.device)) if shared else None
         for begin in range(0, len(order), batch_size):
             batch = order[begin : begin + batch_size]
             width = max(len(rows[i][0]) for i in batch)
@@ -111,12 +111,8 @@ def _sequence_log_probs(loaded: LoadedModel, rows: Sequence[tuple[list[int], int
                 mask[row, : len(tokens)] = 1
                 labels[row, start : len(tokens)] = ids[row, start : len(tokens)]
             ids, mask, labels = ids.to(loaded.device), mask.to(loaded.device), labels.to(loaded.device)
-            if cache is None:
-                hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-            else:
-                hidden = hidden_after_prefix(backbone, copy.deepcopy(cache), ids, mask, shared)
-            targets = labels[:, shared + 1 :]
-            scores = token_log_probs(model, hidden[:, :-1], targets).cpu()
+            scores, targets = answer_log_probs(model, ids, mask, labels, shared, copy.deepcopy(cache))
+            scores = scores.cpu()
             for i, piece in zip(batch, scores.split((targets != IGNORED).sum(dim=1).tolist())):
                 totals[i] = float(piece.sum())
     return totals

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from .chat_format import STOP_STRINGS
 from .modeling import LoadedModel
-from .prefix import attends_to_everything, cache_argument, shared_prefix_length
+from .prefix import attends_to_everything, cache_argument, prefix_cache, shared_prefix_length
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,12 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     if shared and not attends_to_everything(loaded.model, max(map(len, encoded)) + settings.max_new_tokens):
         shared = 0
     prefix = encoded[0][:shared] if shared else []
-    prefix_cache = _prefill(loaded, prefix) if prefix else None
+    shared_cache = None
+    if prefix:
+        import torch
+
+        with torch.inference_mode():
+            shared_cache = prefix_cache(loaded.model.base_model, torch.tensor([prefix], device=loaded.device))
     stops = stop_token_ids(tokenizer)
     config = _generation_config(tokenizer, settings, stops)
     suffixes = [ids[shared:] for ids in encoded]
@@ -66,7 +71,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     answers: list[str] = [""] * len(prompts)
     for start in range(0, len(order), settings.batch_size):
         batch = order[start : start + settings.batch_size]
-        rows = _generate_halving_on_oom(loaded, prefix, prefix_cache, [suffixes[i] for i in batch], config)
+        rows = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config)
         for row, index in zip(rows, batch):
             answers[index] = decode_answer(tokenizer, row, stops)
     return answers
@@ -85,32 +90,23 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
     )
 
 
-def _prefill(loaded: LoadedModel, prefix: list[int]):
-    import torch
-
-    ids = torch.tensor([prefix], device=loaded.device)
-    with torch.inference_mode():
-        output = loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-    return getattr(output, "cache", None) or output.past_key_values
-
-
-def _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes, config) -> list[list[int]]:
+def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
     """New tokens per suffix; a CUDA out-of-memory error splits the batch in two and retries."""
     import torch
 
     try:
-        return _generate_batch(loaded, prefix, prefix_cache, suffixes, config)
+        return _generate_batch(loaded, prefix, shared_cache, suffixes, config)
     except torch.cuda.OutOfMemoryError:
         if len(suffixes) == 1:
             raise
         torch.cuda.empty_cache()
         half = len(suffixes) // 2
-        return _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes[:half], config) + (
-            _generate_halving_on_oom(loaded, prefix, prefix_cache, suffixes[half:], config)
+        return _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[:half], config) + (
+            _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[half:], config)
         )
 
 
-def _generate_batch(loaded, prefix, prefix_cache, suffixes, config) -> list[list[int]]:
+def _generate_batch(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
     import copy
 
     import torch
@@ -123,8 +119,8 @@ def _generate_batch(loaded, prefix, prefix_cache, suffixes, config) -> list[list
         "input_ids": torch.tensor(ids, device=loaded.device),
         "attention_mask": torch.tensor(mask, device=loaded.device),
     }
-    if prefix_cache is not None:
-        cache = copy.deepcopy(prefix_cache)
+    if shared_cache is not None:
+        cache = copy.deepcopy(shared_cache)
         cache.batch_repeat_interleave(len(suffixes))
         inputs[cache_argument(loaded.model)] = cache
     with torch.inference_mode():

@@ -38,3 +38,28 @@ def cache_argument(model) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def prefix_cache(backbone, prefix_ids):
+    """The KV cache of one row of prefix tokens (shape [1, P]); no output projection is computed."""
+    output = backbone(input_ids=prefix_ids, use_cache=True)
+    return getattr(output, "cache", None) or output.past_key_values
+
+
+def hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length: int):
+    """Last hidden states of `input_ids[:, prefix_length:]`, continuing every row from `cache`.
+
+    `cache` holds the prefix once and is repeated for the rows in place; `attention_mask` covers the
+    whole rows, prefix included. Rows are right-padded, so no padding sits between prefix and text.
+    """
+    import torch
+
+    cache.batch_repeat_interleave(input_ids.size(0))
+    positions = torch.arange(prefix_length, input_ids.size(1), device=input_ids.device)
+    return backbone(
+        input_ids=input_ids[:, prefix_length:],
+        attention_mask=attention_mask,
+        position_ids=positions.expand(input_ids.size(0), -1),
+        use_cache=True,
+        **{cache_argument(backbone): cache},
+    ).last_hidden_state

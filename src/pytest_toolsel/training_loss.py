@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .prefix import attends_to_everything, cache_argument
+from .prefix import attends_to_everything, hidden_after_prefix, prefix_cache
 
 IGNORED = -100
 MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
@@ -94,45 +94,22 @@ def weighted_answer_loss(model, input_ids, attention_mask, labels, head_tokens: 
     return -total / weight_sum.clamp(min=1)
 
 
-def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int):
+def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int, cache=None):
     """Log-probabilities of the answer tokens, and the shifted labels they belong to.
 
     Returns (log_probs, targets): `targets` are the next-token labels of the positions the model
     computed (from `prefix_length` on); `log_probs` holds one entry per target that is not ignored.
+    `cache`, when given, is the prefix's KV cache already computed (it is consumed).
     """
     backbone = model.base_model
     if prefix_length:
-        cache = prefix_cache(backbone, input_ids[:1, :prefix_length])
+        if cache is None:
+            cache = prefix_cache(backbone, input_ids[:1, :prefix_length])
         hidden = hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length)
     else:
         hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     targets = labels[:, prefix_length + 1 :]
     return token_log_probs(model, hidden[:, :-1], targets), targets
-
-
-def prefix_cache(backbone, prefix_ids):
-    """The KV cache of one row of prefix tokens (shape [1, P])."""
-    output = backbone(input_ids=prefix_ids, use_cache=True)
-    return getattr(output, "cache", None) or output.past_key_values
-
-
-def hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length: int):
-    """Last hidden states of `input_ids[:, prefix_length:]`, continuing every row from `cache`.
-
-    `cache` holds the prefix once and is repeated for the rows in place; `attention_mask` covers the
-    whole rows, prefix included. Rows are right-padded, so no padding sits between prefix and text.
-    """
-    import torch
-
-    cache.batch_repeat_interleave(input_ids.size(0))
-    positions = torch.arange(prefix_length, input_ids.size(1), device=input_ids.device)
-    return backbone(
-        input_ids=input_ids[:, prefix_length:],
-        attention_mask=attention_mask,
-        position_ids=positions.expand(input_ids.size(0), -1),
-        use_cache=True,
-        **{cache_argument(backbone): cache},
-    ).last_hidden_state
 
 
 def token_log_probs(model, hidden, targets):
