@@ -10,8 +10,9 @@ checkpoint and prompts, each including its own model load:
 
 It prints prompts/s, the speed-up ratio, the parity of parsed calls and raw outputs between the seed
 loop's answers (batch size 1, no shared prefix) and the product's (they must be identical), whether
-the product's raw outputs and verdicts are identical across its runs (batch sizes 16 and 8), and the
-time to load the model.
+the product's raw outputs and verdicts are identical across its runs (batch sizes 128 and 8), whether
+the tool probabilities it reports (scored from the generation pass) equal those of teacher-forcing
+each tool's call on its own, and the time to load the model.
 
     python benchmarks/eval_speed.py --model ./checkpoint
 """
@@ -68,10 +69,30 @@ def embedded_load_seconds() -> float:
     return time.perf_counter() - started
 
 
+def confidence_parity(model_dir: str, suites, run: dict) -> int:
+    """Cases whose reported tool probabilities equal the plain way of computing them: every tool's
+    call scored by teacher forcing on its own (`confidence.tool_choices`), not from the generation pass."""
+    from pytest_toolsel.confidence import tool_choices
+    from pytest_toolsel.evaluation import render_prompt
+    from pytest_toolsel.modeling import load_model
+
+    loaded = load_model(model_dir)
+    same = 0
+    for suite in suites:
+        prompts = [render_prompt(loaded.tokenizer, suite, case) for case in suite.cases]
+        choices = tool_choices(loaded, prompts, [[tool.name for tool in suite.tools]] * len(prompts))
+        same += sum(run[(suite.policy, case.id)]["tool_probabilities"] == choice.probabilities
+                    for case, choice in zip(suite.cases, choices))
+    return same
+
+
 def product_run(model_dir: str, files: list[Path], *extra: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as reports:
+        # hypothesis comes with the test extra, not with the product; its plugin imports itself at the
+        # end of every session (about a second), so it is left out of the measurement.
         command = [sys.executable, "-m", "pytest", *map(str, files), "--model", model_dir, "--no-baseline",
-                   "-p", "no:cacheprovider", "-q", "--report-dir", reports, "--rootdir", str(ROOT), *extra]
+                   "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--report-dir", reports,
+                   "--rootdir", str(ROOT), *extra]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         elapsed = time.perf_counter() - started
@@ -120,6 +141,8 @@ def main() -> None:
             same_outputs = sum(run[key]["output"] == case["output"] for key, case in reference.items())
             same_verdicts = sum(run[key]["passed"] == case["passed"] for key, case in reference.items())
             print(f"raw outputs identical to the first run's: {same_outputs}/{count}, verdicts: {same_verdicts}/{count} ({label})")
+    print(f"tool probabilities identical to teacher-forced scoring of each tool name: "
+          f"{confidence_parity(args.model, suites, reference)}/{count} ({reference_label})")
     by_suite: dict[str, list[bool]] = {}
     for case in reference.values():
         by_suite.setdefault(case["suite"], []).append(case["passed"])

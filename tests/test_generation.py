@@ -79,11 +79,11 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_answer(loaded, rendered,
     real_batch = generation._generate_batch
     sizes = []
 
-    def tight_memory(loaded, prefix, prefix_cache, suffixes, config):
+    def tight_memory(loaded, prefix, prefix_cache, suffixes, config, continuations):
         sizes.append(len(suffixes))
         if len(suffixes) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_batch(loaded, prefix, prefix_cache, suffixes, config)
+        return real_batch(loaded, prefix, prefix_cache, suffixes, config, continuations)
 
     monkeypatch.setattr(generation, "_generate_batch", tight_memory)
     answers = generate(loaded, rendered, GenerationSettings(batch_size=8))

@@ -43,6 +43,32 @@ def call_prefix(tool_name: str) -> str:
     return f"{START_CALL}call:{tool_name}{{"
 
 
+def tool_call_tokens(tokenizer, prompts: Sequence[str], names: Sequence[str]) -> list[list[int]] | None:
+    """The tokens of `call_prefix(name)` for each name, as they follow every one of the prompts.
+
+    None when they do not follow each prompt in the same way (the tokenizer merges across the
+    boundary); `tool_choices` then scores each prompt on its own.
+    """
+    found = None
+    for prompt in prompts:
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        calls = []
+        for name in names:
+            full = tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False)
+            if full[: len(prompt_ids)] != prompt_ids:
+                return None
+            calls.append(full[len(prompt_ids) :])
+        if found is not None and calls != found:
+            return None
+        found = calls
+    return found
+
+
+def choice_from_scores(names: Sequence[str], scores: Sequence[float]) -> ToolChoice:
+    """A ToolChoice from log-probabilities of the names' calls (up to a constant shared by all of them)."""
+    return ToolChoice(_normalise(dict(zip(names, scores))))
+
+
 def tool_choices(
     loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int = 16
 ) -> list[ToolChoice]:

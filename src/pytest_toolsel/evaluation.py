@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 from .casefile import Case, Suite
 from .chat_format import prompt_messages
-from .confidence import ToolChoice, tool_choices
-from .generation import GenerationSettings, generate
+from .confidence import ToolChoice, choice_from_scores, tool_call_tokens, tool_choices
+from .generation import GenerationSettings, can_score_continuations, generate, generate_scored
 from .modeling import LoadedModel
 from .results_cache import Answer, AnswerCache
 from .parsing import ParsedOutput, parse_output
@@ -77,17 +78,19 @@ def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
     )
 
 
-def per_suite(cases: Sequence[tuple[Suite, Case]], work: Callable[[Suite, list[int]], list[T]]) -> list[T]:
-    """`work(suite, indices)` once per suite, its results put back in the cases' order.
+def per_policy(cases: Sequence[tuple[Suite, Case]], work: Callable[[Suite, list[int]], list[T]]) -> list[T]:
+    """`work(suite, indices)` once per distinct set of tools and system text, its results put back in the
+    cases' order.
 
-    A suite's prompts share their tool declarations, the long prefix that generation and scoring
-    run once per call.
+    Prompts with the same tools and system text share their developer turn, the long prefix that
+    generation and scoring run once per call, and fill one batch together even from several files.
     """
-    by_suite: dict[int, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for index, (suite, _) in enumerate(cases):
-        by_suite.setdefault(id(suite), []).append(index)
+        key = json.dumps({"tools": suite.tool_schemas, "system": suite.system}, sort_keys=True)
+        groups.setdefault(key, []).append(index)
     results: list = [None] * len(cases)
-    for indices in by_suite.values():
+    for indices in groups.values():
         for index, result in zip(indices, work(cases[indices[0]][0], indices)):
             results[index] = result
     return results
@@ -97,14 +100,23 @@ def answer(
     loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool
 ) -> list[Answer]:
     prompts = [render_prompt(loaded.tokenizer, suite, case) for suite, case in cases]
-    outputs = per_suite(cases, lambda suite, indices: generate(loaded, [prompts[i] for i in indices], settings))
-    choices: list[ToolChoice | None] = [None] * len(cases)
-    if confidence:
-        choices = per_suite(cases, lambda suite, indices: tool_choices(
-            loaded, [prompts[i] for i in indices], [[tool.name for tool in suite.tools]] * len(indices),
-            settings.batch_size,
-        ))
-    return [Answer(output, choice) for output, choice in zip(outputs, choices)]
+
+    def policy_answers(suite: Suite, indices: list[int]) -> list[Answer]:
+        texts = [prompts[i] for i in indices]
+        if not confidence:
+            return [Answer(output) for output in generate(loaded, texts, settings)]
+        names = [tool.name for tool in suite.tools]
+        calls = tool_call_tokens(loaded.tokenizer, texts, names) if can_score_continuations(loaded) else None
+        if calls is None or len(names) < 2:
+            outputs = generate(loaded, texts, settings)
+            choices = tool_choices(loaded, texts, [names] * len(texts), settings.batch_size)
+        else:
+            # The tools' calls are scored from the same pass over each prompt that generation makes.
+            outputs, scores = generate_scored(loaded, texts, settings, calls)
+            choices = [choice_from_scores(names, row) for row in scores]
+        return [Answer(output, choice) for output, choice in zip(outputs, choices)]
+
+    return per_policy(cases, policy_answers)
 
 
 def evaluate(

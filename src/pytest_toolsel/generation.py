@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import decoding
 from .chat_format import STOP_STRINGS
 from .modeling import LoadedModel
 from .prefix import attends_to_everything, cache_argument, prefix_cache, shared_prefix_length
@@ -12,7 +13,7 @@ from .prefix import attends_to_everything, cache_argument, prefix_cache, shared_
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    batch_size: int = 16
+    batch_size: int = 128
     max_new_tokens: int = 64
     reuse_prefix: bool = True  # run the shared prompt prefix once per call (see `generate`)
 
@@ -52,6 +53,25 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     sequences, the prefix is not shared and prompts are plainly left-padded (see
     `attends_to_everything`).
     """
+    return [answer for answer, _ in _run(loaded, prompts, settings, None)]
+
+
+def can_score_continuations(loaded: LoadedModel) -> bool:
+    return decoding.supports(loaded.model)
+
+
+def generate_scored(
+    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]]
+) -> tuple[list[str], list[list[float]]]:
+    """`generate`, plus for each prompt the scores of token `continuations` of it (see
+    `decoding.continuation_scores`), computed from the same pass over the prompt."""
+    if not can_score_continuations(loaded):
+        raise ValueError(f"{loaded.name}: continuation scores need the built-in decoding loop")
+    results = _run(loaded, prompts, settings, continuations)
+    return [answer for answer, _ in results], [scores for _, scores in results]
+
+
+def _run(loaded, prompts, settings, continuations) -> list[tuple[str, list[float] | None]]:
     tokenizer = loaded.tokenizer
     encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
     shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
@@ -68,13 +88,13 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     config = _generation_config(tokenizer, settings, stops)
     suffixes = [ids[shared:] for ids in encoded]
     order = sorted(range(len(prompts)), key=lambda i: -len(suffixes[i]))
-    answers: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), settings.batch_size):
-        batch = order[start : start + settings.batch_size]
-        rows = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config)
-        for row, index in zip(rows, batch):
-            answers[index] = decode_answer(tokenizer, row, stops)
-    return answers
+    results: list = [None] * len(prompts)
+    for begin in range(0, len(order), settings.batch_size):
+        batch = order[begin : begin + settings.batch_size]
+        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config, continuations)
+        for (tokens, scores), index in zip(done, batch):
+            results[index] = (decode_answer(tokenizer, tokens, stops), scores)
+    return results
 
 
 def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]):
@@ -90,23 +110,39 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
     )
 
 
-def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
-    """New tokens per suffix; a CUDA out-of-memory error splits the batch in two and retries."""
+def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, continuations):
+    """(new tokens, continuation scores) per suffix; a CUDA out-of-memory error splits the batch in two
+    and retries."""
     import torch
 
     try:
-        return _generate_batch(loaded, prefix, shared_cache, suffixes, config)
+        return _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations)
     except torch.cuda.OutOfMemoryError:
         if len(suffixes) == 1:
             raise
         torch.cuda.empty_cache()
         half = len(suffixes) // 2
-        return _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[:half], config) + (
-            _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[half:], config)
+        return _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[:half], config, continuations) + (
+            _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[half:], config, continuations)
         )
 
 
-def _generate_batch(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
+def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations):
+    import torch
+
+    if not decoding.supports(loaded.model):
+        return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config)]
+    stop = decoding.StopRule(frozenset(config.eos_token_id), tuple(config.stop_strings or ()))
+    model, tokenizer = loaded.model, loaded.tokenizer
+    with torch.inference_mode():
+        rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
+        if not continuations:
+            return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop)]
+        return list(zip(*decoding.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations)))
+
+
+def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
+    """`model.generate` on the batch: for models whose greedy decoding `decoding.greedy` cannot mirror."""
     import copy
 
     import torch

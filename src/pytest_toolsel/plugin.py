@@ -95,8 +95,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="skip the 'before' model: report the candidate alone")
     group.addoption("--device", dest="toolsel_device", default=None,
                     help="torch device for generation (default: cuda when available, else cpu)")
-    group.addoption("--batch-size", dest="toolsel_batch_size", type=_positive, default=16,
-                    help="prompts generated together (default: 16)")
+    group.addoption("--batch-size", dest="toolsel_batch_size", type=_positive, default=128,
+                    help="prompts generated together (default: 128)")
     group.addoption("--max-new-tokens", dest="toolsel_max_new_tokens", type=_positive, default=64,
                     help="generation budget per answer (default: 64)")
     group.addoption("--min-accuracy", dest="toolsel_min_accuracy", type=_fraction, default=None, metavar="X",
