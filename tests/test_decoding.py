@@ -8,7 +8,7 @@ import torch
 from conftest import TOOLS
 from test_generation import loaded, one_at_a_time, rendered  # noqa: F401 (fixtures shared with that module)
 
-from pytest_toolsel import decoding, generation
+from pytest_toolsel import decoding, generation, scoring, screening
 from pytest_toolsel.confidence import choice_from_scores, tool_call_tokens, tool_choices
 from pytest_toolsel.generation import GenerationSettings, generate, generate_scored
 
@@ -27,7 +27,7 @@ def test_screened_argmax_is_the_float32_argmax_even_for_near_ties():
     weight[4001] = weight[17] * (1 + 2**-16)  # logits ~1e-2 apart, far below the screen's resolution
     weight[4002] = weight[17]  # an exact tie: the lower id wins, as torch.argmax decides
     weight[30] = weight[17] + 1e-5
-    head = decoding.GreedyHead(output_layer(weight))
+    head = screening.GreedyHead(output_layer(weight))
     hidden = torch.randn(300, 64, generator=generator) * 40
     hidden[:100] = weight[17] * 5000  # rows where 17, 30, 4001 and 4002 compete
     chosen = head(hidden)
@@ -45,7 +45,7 @@ def test_screening_slack_bounds_the_real_bfloat16_error():
     norms = hidden.norm(dim=-1) * weight.norm(dim=1).max()
     top = approx.amax(dim=-1).float()
     # The slack bounds the sum of two logits' errors, twice over: one logit's error is under a quarter.
-    per_logit = decoding.screening_slack(norms, top.abs(), 640).double() / 4
+    per_logit = screening.screening_slack(norms, top.abs(), 640).double() / 4
     assert ((approx - exact).abs() <= per_logit.unsqueeze(1)).all()
     assert (approx - exact).abs().max() > 0  # the screen does round
 
@@ -82,14 +82,14 @@ def test_scores_from_the_generation_pass_equal_teacher_forced_tool_choices(loade
     calls = tool_call_tokens(loaded.tokenizer, rendered, NAMES)
     assert calls is not None
     followed, from_prompts = [], []
-    real_part, real_scores = decoding._ScoringAlongside._part, decoding.continuation_scores
+    real_part, real_scores = scoring._ScoringAlongside._part, scoring.continuation_scores
 
     def part(self, *args):
         real_part(self, *args)
         followed.append(len(self.following))
 
-    monkeypatch.setattr(decoding._ScoringAlongside, "_part", part)
-    monkeypatch.setattr(decoding, "continuation_scores", lambda m, rows, c: from_prompts.append(rows.mask.size(0)) or real_scores(m, rows, c))
+    monkeypatch.setattr(scoring._ScoringAlongside, "_part", part)
+    monkeypatch.setattr(scoring, "continuation_scores", lambda m, rows, c: from_prompts.append(rows.mask.size(0)) or real_scores(m, rows, c))
     answers, scores = generate_scored(loaded, rendered, GenerationSettings(batch_size=16), calls)
     monkeypatch.undo()
     assert answers == generate(loaded, rendered, GenerationSettings(batch_size=16))
@@ -128,8 +128,8 @@ def test_scores_alongside_greedy_decoding_equal_scores_from_the_prompts(loaded, 
         other = next(t for t in range(5, 50) if t != answer[0])
         followed = answer[:2] + ([other, other] if leaves else answer[2:4])
         continuations = [followed, [other, answer[0]], [other, answer[1], answer[0]]]
-        reference = decoding.continuation_scores(model, start(), continuations)
-        answers, scores = decoding.greedy_and_scores(model, tokenizer, start(), 64, stop, continuations)
+        reference = scoring.continuation_scores(model, start(), continuations)
+        answers, scores = scoring.greedy_and_scores(model, tokenizer, start(), 64, stop, continuations)
         assert answers == decoding.greedy(model, tokenizer, start(), 64, stop)
     assert answers[0] == answer
     for mine, theirs in zip(scores, reference):
@@ -140,14 +140,14 @@ def test_a_hidden_state_without_candidates_still_gets_the_argmax():
     weight = torch.randn(300, 16, generator=torch.Generator().manual_seed(2))
     hidden = torch.randn(3, 16, generator=torch.Generator().manual_seed(3))
     hidden[1, 4] = float("nan")
-    chosen = decoding.GreedyHead(output_layer(weight))(hidden)
+    chosen = screening.GreedyHead(output_layer(weight))(hidden)
     assert torch.equal(chosen, torch.nn.functional.linear(hidden, weight).argmax(dim=-1))
 
 
 def test_the_screen_is_rebuilt_when_the_weights_change(loaded):
-    head = decoding.greedy_head(loaded.model)
-    assert decoding.greedy_head(loaded.model) is head
+    head = screening.greedy_head(loaded.model)
+    assert screening.greedy_head(loaded.model) is head
     weight = loaded.model.get_output_embeddings().weight
     with torch.no_grad():
         weight.mul_(1.0)  # an in-place write, as an optimizer step makes
-    assert decoding.greedy_head(loaded.model) is not head
+    assert screening.greedy_head(loaded.model) is not head

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from . import decoding
+from . import decoding, scoring
 from .chat_format import STOP_STRINGS
 from .modeling import LoadedModel
 from .prefix import attends_to_everything, cache_argument, prefix_cache, shared_prefix_length
@@ -64,7 +64,7 @@ def generate_scored(
     loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]]
 ) -> tuple[list[str], list[list[float]]]:
     """`generate`, plus for each prompt the scores of token `continuations` of it (see
-    `decoding.continuation_scores`), computed from the same pass over the prompt."""
+    `scoring.continuation_scores`), computed from the same pass over the prompt."""
     if not can_score_continuations(loaded):
         raise ValueError(f"{loaded.name}: continuation scores need the built-in decoding loop")
     results = _run(loaded, prompts, settings, continuations)
@@ -138,7 +138,7 @@ def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuation
         rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
         if not continuations:
             return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop)]
-        return list(zip(*decoding.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations)))
+        return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations)))
 
 
 def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
