@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .chat_format import START_CALL
 from .modeling import LoadedModel
-from .prefix import attends_to_everything, prefix_cache, shared_prefix_length
+from .prefix import attends_to_everything, common_prefix_length, prefix_cache, shared_prefix_length
 
 
 PRECISION = 4  # decimals kept of each probability
@@ -78,21 +78,12 @@ def tool_choices(
         prompt_ids = loaded.tokenizer.encode(prompt, add_special_tokens=False)
         for name in names:
             full = loaded.tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False)
-            rows.append((index, name, full, _shared_length(prompt_ids, full)))
+            rows.append((index, name, full, common_prefix_length([prompt_ids, full])))
     scores = _sequence_log_probs(loaded, [(ids, start) for _, _, ids, start in rows], batch_size)
     per_prompt: list[dict[str, float]] = [{} for _ in prompts]
     for (index, name, _, _), score in zip(rows, scores):
         per_prompt[index][name] = score
     return [ToolChoice(_normalise(log_probs)) for log_probs in per_prompt]
-
-
-def _shared_length(prefix: list[int], full: list[int]) -> int:
-    length = 0
-    for a, b in zip(prefix, full):
-        if a != b:
-            break
-        length += 1
-    return length
 
 
 def _normalise(log_probs: dict[str, float]) -> dict[str, float]:

@@ -105,16 +105,11 @@ def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[
     """
     if prefix_cache is None:
         return _prefill(model, tokenizer, prefix, prefix_cache, suffixes)
-    if len(suffixes) <= PREFILL_GROUP:
-        rows = _prefill(model, tokenizer, prefix, prefix_cache, suffixes)
-        for layer in rows.cache.layers:
-            layer.__class__ = _growing(type(layer))
-        return rows
     parts = [
         _prefill(model, tokenizer, prefix, prefix_cache, suffixes[begin : begin + PREFILL_GROUP])
         for begin in range(0, len(suffixes), PREFILL_GROUP)
     ]
-    rows = _stack(parts, len(prefix))
+    rows = parts[0] if len(parts) == 1 else _stack(parts, len(prefix))
     for layer in rows.cache.layers:
         layer.__class__ = _growing(type(layer))
     return rows

@@ -8,15 +8,21 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """Tokens that every sequence starts with, leaving at least one token of each to feed the model."""
-    if len(sequences) < 2:
-        return 0
-    limit = min(len(sequence) for sequence in sequences) - 1
+def common_prefix_length(sequences: Sequence[Sequence[int]], limit: int | None = None) -> int:
+    """Tokens that every sequence starts with (at most `limit`)."""
+    shortest = min(len(sequence) for sequence in sequences)
+    limit = shortest if limit is None else min(limit, shortest)
     length = 0
     while length < limit and all(sequence[length] == sequences[0][length] for sequence in sequences):
         length += 1
     return length
+
+
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens that every sequence starts with, leaving at least one token of each to feed the model."""
+    if len(sequences) < 2:
+        return 0
+    return common_prefix_length(sequences, min(len(sequence) for sequence in sequences) - 1)
 
 
 def attends_to_everything(model, length: int) -> bool:

@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from .decoding import Rows, StopRule, extend, greedy
+from .logits import output_logits, target_log_probs
+from .prefix import common_prefix_length
+
+LOG_SOFTMAX_CHUNK = 256  # positions per product with the output layer (each chunk holds 256 x 262k logits)
 
 
 def greedy_and_scores(model, tokenizer, rows: Rows, max_new_tokens: int, stop: StopRule,
@@ -38,9 +42,7 @@ class _ScoringAlongside:
 
     def __init__(self, model, rows: Rows, continuations: Sequence[list[int]]):
         self.model, self.continuations = model, continuations
-        self.common = _common_length(continuations)
-        if any(len(tokens) <= self.common for tokens in continuations):
-            raise ValueError("a continuation is a prefix of another; the scores would not be comparable")
+        self.common = _parting_point(continuations)
         self.scores: list = [None] * rows.mask.size(0)
         self.partial: dict = {}  # answer index -> parting logits, one per continuation
         self.positions: list[tuple] = []  # (hidden [n, width], answers, continuations, targets)
@@ -72,7 +74,7 @@ class _ScoringAlongside:
             hidden = torch.cat([hidden for hidden, _, _, _ in self.positions])
             targets = torch.tensor([t for _, _, _, ts in self.positions for t in ts], device=hidden.device)
             where = [(row, index) for _, rows, indices, _ in self.positions for row, index in zip(rows, indices)]
-            for (row, index), value in zip(where, _log_probs_of(self.model, hidden, targets).cpu()):
+            for (row, index), value in zip(where, target_log_probs(self.model, hidden, targets, LOG_SOFTMAX_CHUNK).cpu()):
                 self.partial[row][index] += value
         for row, found in self.partial.items():
             self.scores[row] = found.tolist()
@@ -165,9 +167,7 @@ def continuation_scores(model, rows: Rows, continuations: Sequence[list[int]]) -
     """
     import torch
 
-    common = _common_length(continuations)
-    if any(len(tokens) <= common for tokens in continuations):
-        raise ValueError("a continuation is a prefix of another; the scores would not be comparable")
+    common = _parting_point(continuations)
     work = rows.copy()
     device = work.mask.device
     if common:
@@ -200,35 +200,12 @@ def _tail_log_probs(model, rows: Rows, slots, tail: list[int]):
 
     hidden = _tail_hidden(model, rows, slots, tail).flatten(0, 1)
     targets = torch.tensor(tail[1:], device=rows.mask.device).repeat(len(slots))
-    return _log_probs_of(model, hidden, targets).view(len(slots), -1).sum(dim=1)
+    return target_log_probs(model, hidden, targets, LOG_SOFTMAX_CHUNK).view(len(slots), -1).sum(dim=1)
 
 
-def output_logits(model, hidden, token_ids=None):
-    """The model's logits (over `token_ids` only, when given), soft-capped as its forward caps them."""
-    import torch
-
-    head = model.get_output_embeddings()
-    weight = head.weight if token_ids is None else head.weight[token_ids]
-    bias = head.bias if head.bias is None or token_ids is None else head.bias[token_ids]
-    logits = torch.nn.functional.linear(hidden, weight, bias)
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
-
-
-def _log_probs_of(model, hidden, targets, chunk: int = 256):
-    """log p(target) at each of the positions (in float32, a chunk of positions at a time: bigger
-    chunks read the 262k-row output layer fewer times)."""
-    import torch
-
-    pieces = []
-    for begin in range(0, hidden.size(0), chunk):
-        logits = output_logits(model, hidden[begin : begin + chunk]).float()
-        pieces.append(torch.log_softmax(logits, dim=-1).gather(1, targets[begin : begin + chunk, None])[:, 0])
-    return torch.cat(pieces) if pieces else hidden.new_zeros(0)
-
-
-def _common_length(sequences: Sequence[list[int]]) -> int:
-    length = 0
-    while all(len(s) > length for s in sequences) and len({s[length] for s in sequences}) == 1:
-        length += 1
-    return length
+def _parting_point(continuations: Sequence[list[int]]) -> int:
+    """How many first tokens all continuations share (each must go on past them)."""
+    common = common_prefix_length(continuations)
+    if any(len(tokens) <= common for tokens in continuations):
+        raise ValueError("a continuation is a prefix of another; the scores would not be comparable")
+    return common

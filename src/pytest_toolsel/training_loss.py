@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .prefix import attends_to_everything, hidden_after_prefix, prefix_cache
+from .logits import target_log_probs
+from .prefix import attends_to_everything, common_prefix_length, hidden_after_prefix, prefix_cache
 
 IGNORED = -100
 MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
@@ -57,7 +58,7 @@ def prefix_groups(input_ids, labels) -> list[PrefixGroup]:
         for index, group in enumerate(members):
             first = group[0]
             limit = min(lengths[first], lengths[row]) - 1
-            common = _common_length(rows[first], ids, limit)
+            common = common_prefix_length([rows[first], ids], limit)
             if common >= max(1, min(MIN_SHARED, lengths[row] // 2)):
                 group.append(row)
                 shared[index] = min(shared[index], common)
@@ -66,13 +67,6 @@ def prefix_groups(input_ids, labels) -> list[PrefixGroup]:
             members.append([row])
             shared.append(max(lengths[row] - 1, 0))
     return [PrefixGroup(group, length if len(group) > 1 else 0) for group, length in zip(members, shared)]
-
-
-def _common_length(a: list[int], b: list[int], limit: int) -> int:
-    length = 0
-    while length < limit and a[length] == b[length]:
-        length += 1
-    return length
 
 
 def weighted_answer_loss(model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float):
@@ -114,11 +108,5 @@ def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: in
 
 def token_log_probs(model, hidden, targets):
     """log p(target) at each position whose target is not ignored, projecting only those positions."""
-    import torch
-
     selected = targets != IGNORED
-    logits = model.get_output_embeddings()(hidden[selected]).float()
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets[selected].unsqueeze(-1)).squeeze(-1)
+    return target_log_probs(model, hidden[selected], targets[selected])
