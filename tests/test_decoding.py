@@ -27,12 +27,13 @@ def test_screened_argmax_is_the_float32_argmax_even_for_near_ties():
     weight[4001] = weight[17] * (1 + 2**-16)  # logits ~1e-2 apart, far below the screen's resolution
     weight[4002] = weight[17]  # an exact tie: the lower id wins, as torch.argmax decides
     weight[30] = weight[17] + 1e-5
+    weight[4950] = weight[17] * (1 + 2**-17)  # past the screen's last whole block
     head = screening.GreedyHead(output_layer(weight))
     hidden = torch.randn(300, 64, generator=generator) * 40
     hidden[:100] = weight[17] * 5000  # rows where 17, 30, 4001 and 4002 compete
     chosen = head(hidden)
     assert torch.equal(chosen, torch.nn.functional.linear(hidden, weight).argmax(dim=-1))
-    assert set(chosen[:100].tolist()) <= {17, 30, 4001}
+    assert set(chosen[:100].tolist()) <= {17, 30, 4001, 4950}
 
 
 def test_screening_slack_bounds_the_real_bfloat16_error():

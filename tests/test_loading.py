@@ -38,4 +38,7 @@ def test_a_checkpoint_trained_here_reads_its_tokenizer_file_as_the_class_would_r
     assert fast.decode(every_id) == reference.decode(every_id)
     assert fast.convert_ids_to_tokens(every_id) == reference.convert_ids_to_tokens(every_id)
     assert fast.chat_template == reference.chat_template
+    assert fast.added_tokens_decoder == reference.added_tokens_decoder
+    assert fast.special_tokens_map == reference.special_tokens_map
+    assert fast.all_special_ids == reference.all_special_ids
     assert (fast.pad_token_id, fast.eos_token_id, fast.bos_token_id) == (reference.pad_token_id, reference.eos_token_id, reference.bos_token_id)

@@ -154,13 +154,16 @@ def load_tokenizer(source: str):
     A checkpoint that pytest-toolsel trained saved its tokenizer.json from the tokenizer class its
     config names, so that file is the whole tokenizer and is read as it is (about half a second
     faster here than letting the class rebuild itself from the vocabulary; the same tokens either
-    way, tested). Other models get the class they name, which may rebuild differently from their file.
+    way, tested). Its added tokens are in that file too: an empty `added_tokens_decoder` stops
+    transformers from also parsing the 33 MB file in Python to look for them there (another second,
+    most of it garbage collection of the parsed objects). Other models get the class they name,
+    which may rebuild differently from their file.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     directory = Path(source)
     if (directory / METADATA_FILE).is_file() and (directory / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast.from_pretrained(source)
+        return PreTrainedTokenizerFast.from_pretrained(source, added_tokens_decoder={})
     return AutoTokenizer.from_pretrained(source)
 
 

@@ -14,8 +14,6 @@ from .decoding import Rows, StopRule, extend, greedy
 from .logits import output_logits, target_log_probs
 from .prefix import common_prefix_length
 
-LOG_SOFTMAX_CHUNK = 256  # positions per product with the output layer (each chunk holds 256 x 262k logits)
-
 
 def greedy_and_scores(model, tokenizer, rows: Rows, max_new_tokens: int, stop: StopRule,
                       continuations: Sequence[list[int]]) -> tuple[list[list[int]], list[list[float]]]:
@@ -74,7 +72,7 @@ class _ScoringAlongside:
             hidden = torch.cat([hidden for hidden, _, _, _ in self.positions])
             targets = torch.tensor([t for _, _, _, ts in self.positions for t in ts], device=hidden.device)
             where = [(row, index) for _, rows, indices, _ in self.positions for row, index in zip(rows, indices)]
-            for (row, index), value in zip(where, target_log_probs(self.model, hidden, targets, LOG_SOFTMAX_CHUNK).cpu()):
+            for (row, index), value in zip(where, target_log_probs(self.model, hidden, targets).cpu()):
                 self.partial[row][index] += value
         for row, found in self.partial.items():
             self.scores[row] = found.tolist()
@@ -200,7 +198,7 @@ def _tail_log_probs(model, rows: Rows, slots, tail: list[int]):
 
     hidden = _tail_hidden(model, rows, slots, tail).flatten(0, 1)
     targets = torch.tensor(tail[1:], device=rows.mask.device).repeat(len(slots))
-    return target_log_probs(model, hidden, targets, LOG_SOFTMAX_CHUNK).view(len(slots), -1).sum(dim=1)
+    return target_log_probs(model, hidden, targets).view(len(slots), -1).sum(dim=1)
 
 
 def _parting_point(continuations: Sequence[list[int]]) -> int:
