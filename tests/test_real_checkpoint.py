@@ -50,3 +50,24 @@ def test_metadata_records_base_data_recipe_and_versions(checkpoint):
     metadata = json.loads((checkpoint / METADATA_FILE).read_text())
     assert {"base_model", "data_hash", "recipe", "versions", "created", "log_history"} <= set(metadata)
     assert len(metadata["data_hash"]) == 64
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "embedded base"])
+def test_tokenizers_written_here_load_from_their_file_as_their_class_rebuilds_them(which, request):
+    """load_model reads these tokenizer.json files directly; the tokens must be the class's."""
+    from pytest_toolsel.embedded import EMBEDDED_ALIAS, embedded_base_dir
+    from pytest_toolsel.modeling import load_model
+
+    if which == "checkpoint":
+        directory = request.getfixturevalue("checkpoint")
+        read = load_model(str(directory)).tokenizer
+    else:
+        directory = embedded_base_dir()
+        read = load_model(EMBEDDED_ALIAS, require_template=False).tokenizer
+    rebuilt = AutoTokenizer.from_pretrained(directory)
+    assert type(read) is not type(rebuilt)  # the file was read as it is, not through the class
+    assert read.backend_tokenizer.to_str() == rebuilt.backend_tokenizer.to_str()
+    text = GOLDEN + " 日本語 ✓\t" + "".join(CONTROL_TOKENS)
+    assert read.encode(text) == rebuilt.encode(text)
+    assert read.all_special_ids == rebuilt.all_special_ids
+    assert read.added_tokens_decoder == rebuilt.added_tokens_decoder

@@ -125,7 +125,7 @@ def load_model(spec: str, device=None, *, require_template: bool = True) -> Load
     source = resolve(spec)
     device = device or pick_device()
     try:
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(source, written_here=is_embedded(spec))
     except Exception as problem:  # transformers raises many types for a broken tokenizer
         raise ModelLoadError(f"could not load the tokenizer of {spec}: {_first_line(problem)}") from None
     if tokenizer.chat_template is None:
@@ -148,11 +148,12 @@ def load_model(spec: str, device=None, *, require_template: bool = True) -> Load
     return LoadedModel(name=spec, model=model, tokenizer=tokenizer, device=device)
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str, *, written_here: bool = False):
     """The tokenizer of a model directory or hub id.
 
-    A checkpoint that pytest-toolsel trained saved its tokenizer.json from the tokenizer class its
-    config names, so that file is the whole tokenizer and is read as it is (about half a second
+    A tokenizer that pytest-toolsel saved itself (a checkpoint it trained, marked by toolsel.json, or
+    the embedded base it converted: `written_here`) was saved from the tokenizer class its config
+    names, so its tokenizer.json is the whole tokenizer and is read as it is (about half a second
     faster here than letting the class rebuild itself from the vocabulary; the same tokens either
     way, tested). Its added tokens are in that file too: an empty `added_tokens_decoder` stops
     transformers from also parsing the 33 MB file in Python to look for them there (another second,
@@ -162,7 +163,8 @@ def load_tokenizer(source: str):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     directory = Path(source)
-    if (directory / METADATA_FILE).is_file() and (directory / "tokenizer.json").is_file():
+    written_here = written_here or (directory / METADATA_FILE).is_file()
+    if written_here and (directory / "tokenizer.json").is_file():
         return PreTrainedTokenizerFast.from_pretrained(source, added_tokens_decoder={})
     return AutoTokenizer.from_pretrained(source)
 

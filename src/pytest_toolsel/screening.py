@@ -34,7 +34,7 @@ class GreedyHead:
 
     def _screen_output(self, rows: int):
         """Room for `rows` rows of the screen, kept between calls: a fresh 50 MB every token would be
-        new pages from the OS each time (glibc maps blocks this large afresh), ~10% of the screen's time."""
+        new pages from the OS each time (glibc maps blocks this large afresh), 5-10% of the screen's time."""
         import torch
 
         if self._output is None or self._output.size(0) < rows:
@@ -46,6 +46,18 @@ class GreedyHead:
 
         if self.screen is None:
             return torch.nn.functional.linear(hidden, self.weight, self.bias).argmax(dim=-1)
+        rows, tokens = self._candidates(hidden)
+        exact = (self.weight[tokens] * hidden[rows]).sum(dim=-1)
+        chosen = first_best(rows, tokens, exact, hidden.size(0), self.weight.size(0))
+        unscreened = chosen == self.weight.size(0)  # no candidate: a NaN or infinite hidden state
+        if unscreened.any():
+            chosen[unscreened] = torch.nn.functional.linear(hidden[unscreened], self.weight).argmax(dim=-1)
+        return chosen
+
+    def _candidates(self, hidden):
+        """(rows, tokens) whose bfloat16 logit is close enough to its row's best to win in float32."""
+        import torch
+
         screened = hidden.to(torch.bfloat16)
         blocks = torch.mm(screened, self.screen.T, out=self._screen_output(hidden.size(0)))
         blocks = blocks.view(hidden.size(0), self.blocked // SCREEN_BLOCK, SCREEN_BLOCK)
@@ -55,18 +67,12 @@ class GreedyHead:
         floor = top - screening_slack(hidden.norm(dim=-1) * self.largest_row_norm, top.abs(), hidden.size(-1))
         # Lowered by a bfloat16 step first, so that rounding it to bfloat16 cannot raise it.
         floor = (floor - floor.abs() * 2.0**-7).to(torch.bfloat16).unsqueeze(1)
-        # Candidates are the tokens at or above the floor; only blocks whose top reaches it can hold any.
+        # Only blocks whose top reaches the floor can hold candidates.
         rows, block_ids = (block_tops >= floor).nonzero(as_tuple=True)
         within, offsets = (blocks[rows, block_ids] >= floor[rows]).nonzero(as_tuple=True)
         rest_rows, rest_ids = (rest >= floor).nonzero(as_tuple=True)
         rows = torch.cat([rows[within], rest_rows])
-        tokens = torch.cat([block_ids[within] * SCREEN_BLOCK + offsets, rest_ids + self.blocked])
-        exact = (self.weight[tokens] * hidden[rows]).sum(dim=-1)
-        chosen = first_best(rows, tokens, exact, hidden.size(0), self.weight.size(0))
-        unscreened = chosen == self.weight.size(0)  # no candidate: a NaN or infinite hidden state
-        if unscreened.any():
-            chosen[unscreened] = torch.nn.functional.linear(hidden[unscreened], self.weight).argmax(dim=-1)
-        return chosen
+        return rows, torch.cat([block_ids[within] * SCREEN_BLOCK + offsets, rest_ids + self.blocked])
 
 
 _HEADS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
