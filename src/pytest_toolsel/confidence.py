@@ -51,13 +51,10 @@ def tool_call_tokens(tokenizer, prompts: Sequence[str], names: Sequence[str]) ->
     """
     found = None
     for prompt in prompts:
-        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
-        calls = []
-        for name in names:
-            full = tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False)
-            if full[: len(prompt_ids)] != prompt_ids:
-                return None
-            calls.append(full[len(prompt_ids) :])
+        prompt_ids, called = _encoded_calls(tokenizer, prompt, names)
+        if any(full[: len(prompt_ids)] != prompt_ids for full in called):
+            return None
+        calls = [full[len(prompt_ids) :] for full in called]
         if found is not None and calls != found:
             return None
         found = calls
@@ -75,15 +72,20 @@ def tool_choices(
     """One ToolChoice per rendered prompt, scoring each of that prompt's tool names by teacher forcing."""
     rows = []  # (prompt index, tool name, token ids, number of prompt tokens)
     for index, (prompt, names) in enumerate(zip(prompts, tool_names)):
-        prompt_ids = loaded.tokenizer.encode(prompt, add_special_tokens=False)
-        for name in names:
-            full = loaded.tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False)
+        prompt_ids, called = _encoded_calls(loaded.tokenizer, prompt, names)
+        for name, full in zip(names, called):
             rows.append((index, name, full, common_prefix_length([prompt_ids, full])))
     scores = _sequence_log_probs(loaded, [(ids, start) for _, _, ids, start in rows], batch_size)
     per_prompt: list[dict[str, float]] = [{} for _ in prompts]
     for (index, name, _, _), score in zip(rows, scores):
         per_prompt[index][name] = score
     return [ToolChoice(_normalise(log_probs)) for log_probs in per_prompt]
+
+
+def _encoded_calls(tokenizer, prompt: str, names: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    """The prompt's tokens, and those of the prompt followed by each name's call."""
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    return prompt_ids, [tokenizer.encode(prompt + call_prefix(name), add_special_tokens=False) for name in names]
 
 
 def _normalise(log_probs: dict[str, float]) -> dict[str, float]:

@@ -116,9 +116,9 @@ def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[
 
 
 def _prefill(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[list[int]]) -> Rows:
-    import copy
-
     import torch
+
+    from .prefix import repeated_cache
 
     device = model.device
     width = max(len(suffix) for suffix in suffixes)
@@ -126,10 +126,7 @@ def _prefill(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequen
     ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in suffixes], device=device)
     mask = torch.tensor([[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, len(prefix):]
-    cache = None
-    if prefix_cache is not None:
-        cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(len(suffixes))
+    cache = None if prefix_cache is None else repeated_cache(prefix_cache, len(suffixes))
     rows = Rows(cache, mask[:, : len(prefix)], None, None)
     rows.last_hidden = extend(model, rows, ids, mask[:, len(prefix):], positions)[:, -1]
     return rows
@@ -218,7 +215,7 @@ def extend(model, rows: Rows, tokens, token_mask=None, positions=None):
     """
     import torch
 
-    from .prefix import cache_argument
+    from .prefix import cache_argument, returned_cache
 
     backbone = model.base_model
     token_mask = torch.ones_like(tokens) if token_mask is None else token_mask
@@ -227,7 +224,7 @@ def extend(model, rows: Rows, tokens, token_mask=None, positions=None):
         positions = rows.next_position.unsqueeze(1) + torch.arange(tokens.size(1), device=tokens.device)
     out = backbone(input_ids=tokens, attention_mask=rows.mask, position_ids=positions, use_cache=True,
                    **{cache_argument(backbone): rows.cache})
-    rows.cache = getattr(out, "cache", None) or out.past_key_values
+    rows.cache = returned_cache(out)
     rows.next_position = torch.where(token_mask.bool(), positions, -1).amax(dim=1) + 1
     return out.last_hidden_state
 

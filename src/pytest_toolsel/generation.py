@@ -8,7 +8,7 @@ from typing import Sequence
 from . import decoding, scoring
 from .chat_format import STOP_STRINGS
 from .modeling import LoadedModel
-from .prefix import attends_to_everything, cache_argument, prefix_cache, shared_prefix_length
+from .prefix import attends_to_everything, cache_argument, prefix_cache, repeated_cache, shared_prefix_length
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,6 @@ def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuation
 
 def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
     """`model.generate` on the batch: for models whose greedy decoding `decoding.greedy` cannot mirror."""
-    import copy
-
     import torch
 
     width = max(len(suffix) for suffix in suffixes)
@@ -156,9 +154,7 @@ def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) 
         "attention_mask": torch.tensor(mask, device=loaded.device),
     }
     if shared_cache is not None:
-        cache = copy.deepcopy(shared_cache)
-        cache.batch_repeat_interleave(len(suffixes))
-        inputs[cache_argument(loaded.model)] = cache
+        inputs[cache_argument(loaded.model)] = repeated_cache(shared_cache, len(suffixes))
     with torch.inference_mode():
         output = loaded.model.generate(**inputs, generation_config=config, tokenizer=loaded.tokenizer)
     return output[:, len(ids[0]) :].tolist()

@@ -46,10 +46,23 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def returned_cache(output):
+    """The KV cache a forward returned (renamed like its keyword, see `cache_argument`)."""
+    return getattr(output, "cache", None) or output.past_key_values
+
+
 def prefix_cache(backbone, prefix_ids):
     """The KV cache of one row of prefix tokens (shape [1, P]); no output projection is computed."""
-    output = backbone(input_ids=prefix_ids, use_cache=True)
-    return getattr(output, "cache", None) or output.past_key_values
+    return returned_cache(backbone(input_ids=prefix_ids, use_cache=True))
+
+
+def repeated_cache(cache, rows: int):
+    """A copy of a one-row prefix cache, repeated for `rows` rows; `cache` stays as it is for other batches."""
+    import copy
+
+    repeated = copy.deepcopy(cache)
+    repeated.batch_repeat_interleave(rows)
+    return repeated
 
 
 def hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length: int):
