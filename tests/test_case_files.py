@@ -85,6 +85,27 @@ BAD = {
         field="parameters",
         at="parameters:",
     ),
+    "parameters-without-a-type": Bad(
+        "tools:\n  - name: t\n    parameters:\n      properties: {q: {type: string}}\n" + CASES_T,
+        "'parameters.type' is missing; write 'type: object'",
+        where="tools[0] (t)",
+        field="parameters.type",
+        at="properties: {q",
+    ),
+    "property-that-functiongemma-cannot-declare": Bad(
+        TOOL_T.replace("q: {type: string}", "type: {type: string}") + CASES_T,
+        "leaves out a property named 'type', so the model would never see it; rename it",
+        where="tools[0] (t)",
+        field="parameters.properties.type",
+        at="type: {type: string}",
+    ),
+    "unknown-upper-case-type": Bad(
+        TOOL_T.replace("q: {type: string}", "q: {type: STR}") + CASES_T,
+        "'STR' is not a JSON-schema type",
+        where="tools[0] (t)",
+        field="parameters.properties.q.type",
+        at="type: STR}",
+    ),
     "required-names-a-missing-property": Bad(
         TOOL_T + "      required: [query]\n" + CASES_T,
         "'query' is not among the properties",
@@ -506,3 +527,71 @@ def test_shipped_search_policy_loads():
     assert len({case.id for case in suite.cases}) == 20
     trained = {normalise_prompt(example.prompt) for example in suite.train}
     assert not [case.prompt for case in suite.cases if normalise_prompt(case.prompt) in trained]
+
+
+MOBILE_ACTIONS_TOOLS = Path(__file__).parent / "data" / "mobile_actions_tools.json"
+
+
+def test_google_mobile_actions_schemas_collect_and_render_as_published(tmp_path):
+    """Google's seven schemas, upper-case types and all, pasted into a case file as they are (YAML
+    reads JSON): they load, and each declares what FunctionGemma's template makes of the schema."""
+    import json
+
+    from pytest_toolsel.chat_format import prompt_messages, render
+
+    published = json.loads(MOBILE_ACTIONS_TOOLS.read_text())
+    path = tmp_path / "mobile.yaml"
+    path.write_text(
+        "tools: " + json.dumps(published) + "\n"
+        "train:\n  - prompt: Turn the torch on please\n    call: turn_on_flashlight\n"
+        "  - prompt: Email ana@example.com about lunch\n    call: send_email\n"
+        "    args: {to: ana@example.com, subject: Lunch}\n"
+        "cases:\n  - prompt: Flashlight off\n    expect: turn_off_flashlight\n"
+    )
+    suite = load_suite(path)
+    assert suite.tool_names == tuple(tool["function"]["name"] for tool in published)
+    assert render(prompt_messages("hi"), suite.tool_schemas, add_generation_prompt=True) == render(
+        prompt_messages("hi"), published, add_generation_prompt=True
+    )
+    text = render(prompt_messages("hi"), suite.tool_schemas, add_generation_prompt=True)
+    assert "declaration:turn_on_flashlight{description:<escape>" in text
+    assert "parameters:{type:<escape>OBJECT<escape>}}<end_function_declaration>" in text  # "properties": {}
+    assert ",type:<escape>STRING<escape>}" in text and "OBJECT" in text and "<escape>object<escape>" not in text
+
+
+def test_upper_and_lower_case_types_render_the_same(tmp_path):
+    lower = tmp_path / "lower.yaml"
+    lower.write_text(TOOL_T + CASES_T)
+    upper = tmp_path / "upper.yaml"
+    upper.write_text(TOOL_T.replace("object", "OBJECT").replace("string", "STRING") + CASES_T)
+    from pytest_toolsel.chat_format import prompt_messages, render
+
+    rendered = [render(prompt_messages("hi"), load_suite(p).tool_schemas, add_generation_prompt=True) for p in (lower, upper)]
+    assert rendered[0] == rendered[1]
+
+
+def test_shipped_mobile_actions_policy_is_googles_tools_with_our_own_examples():
+    import json
+    from datetime import datetime
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "mobile_actions.yaml")
+    published = json.loads(MOBILE_ACTIONS_TOOLS.read_text())
+    assert suite.tool_schemas == [{"type": "function", **tool} for tool in published]
+    # The developer message carries a current date and weekday, as Google's rows do.
+    first_line, weekday_line = suite.system.splitlines()[:2]
+    now = datetime.fromisoformat(first_line.rsplit(": ", 1)[1])
+    assert weekday_line == f"Day of week is {now:%A}"
+    assert suite.system.rstrip().endswith("You are a model that can do function calling with the following functions")
+    trained = {example.calls[0].name if example.calls else "none" for example in suite.train}
+    tested = {case.expect_label for case in suite.cases}
+    assert trained == tested == set(suite.tool_names) | {"none"}
+    assert not {normalise_prompt(e.prompt) for e in suite.train} & {normalise_prompt(c.prompt) for c in suite.cases}
+    for example in suite.train:
+        for call in example.calls:
+            if "datetime" in call.args:  # resolved against the message's date, never before it
+                assert datetime.fromisoformat(call.args["datetime"]) > now, example.prompt
+    for case in suite.cases:
+        for check in case.arg_checks:
+            if check.argument == "datetime":
+                assert check.operator == "equals" and datetime.fromisoformat(check.expected) > now
+    assert suite.min_accuracy == 0.95

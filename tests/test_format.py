@@ -1,19 +1,23 @@
 """The FunctionGemma conversation format, byte for byte.
 
-GOLDEN is the golden example of the format reference (FORMAT.md): what the real FunctionGemma
-tokenizer's chat template produced for the seed tutorial's first training record. It is copied
-here, not read from the reference, so the tests run wherever the package does.
+tests/data/format-goldens.jsonl holds 21 conversations rendered by the real FunctionGemma chat
+template through transformers' own renderer (copied from the project's format reference, so the
+tests run wherever the package does). Our template must render every one of them identically,
+directly and through a tokenizer that saved it, as a checkpoint ships it.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from jinja2.exceptions import TemplateError
 from transformers import AutoTokenizer
 
 from pytest_toolsel.chat_format import (
     BOS,
     CONTROL_TOKENS,
-    DEFAULT_SYSTEM,
     END_OF_TURN,
     START_OF_TURN,
     as_function_tool,
@@ -23,44 +27,12 @@ from pytest_toolsel.chat_format import (
     render,
 )
 
-GOLDEN = (
-    "<bos><start_of_turn>developer\n"
-    "You are a model that can do function calling with the following functions"
-    "<start_function_declaration>declaration:search_knowledge_base{"
-    "description:<escape>Search internal company documents, policies and project data.<escape>,"
-    "parameters:{properties:{query:{description:<escape>query string<escape>,type:<escape>STRING<escape>} },"
-    "required:[<escape>query<escape>],type:<escape>OBJECT<escape>} }<end_function_declaration>"
-    "<start_function_declaration>declaration:search_google{"
-    "description:<escape>Search public information.<escape>,"
-    "parameters:{properties:{query:{description:<escape>query string<escape>,type:<escape>STRING<escape>} },"
-    "required:[<escape>query<escape>],type:<escape>OBJECT<escape>} }<end_function_declaration>"
-    "<end_of_turn>\n"
-    "<start_of_turn>user\n"
-    "What is the reimbursement limit for travel meals?<end_of_turn>\n"
-    "<start_of_turn>model\n"
-    "<start_function_call>call:search_knowledge_base{query:<escape>travel meal reimbursement limit policy<escape>}"
-    "<end_function_call><start_function_response>"
-)
-QUERY = {"type": "object", "properties": {"query": {"type": "string", "description": "query string"}}, "required": ["query"]}
-SEED_TOOLS = [
-    as_function_tool("search_knowledge_base", "Search internal company documents, policies and project data.", QUERY),
-    as_function_tool("search_google", "Search public information.", QUERY),
-]
-SEED_MESSAGES = prompt_messages("What is the reimbursement limit for travel meals?") + [
-    call_message([("search_knowledge_base", {"query": "travel meal reimbursement limit policy"})])
-]
+GOLDENS = [json.loads(line) for line in (Path(__file__).parent / "data" / "format-goldens.jsonl").read_text().splitlines()]
+SEED = GOLDENS[0]  # the seed tutorial's first training record
 
 
-def declaration(text: str) -> str:
-    """The one `<start_function_declaration>...<end_function_declaration>` in a rendering."""
-    start = text.index("<start_function_declaration>")
-    end = text.index("<end_function_declaration>") + len("<end_function_declaration>")
-    assert text.count("<start_function_declaration>") == 1
-    return text[start:end]
-
-
-def test_golden_example_through_render():
-    assert render(SEED_MESSAGES, SEED_TOOLS, add_generation_prompt=False) == GOLDEN
+def golden_id(golden: dict) -> str:
+    return golden["name"].split(":")[0].replace(" ", "-")[:40] + f"-{GOLDENS.index(golden)}"
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +43,23 @@ def reloaded_tokenizer(tiny_tokenizer, tmp_path_factory):
     return AutoTokenizer.from_pretrained(directory)
 
 
-def test_golden_example_through_a_saved_tokenizer(reloaded_tokenizer):
+def test_there_are_21_goldens():
+    assert len(GOLDENS) == 21
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=golden_id)
+def test_golden_through_render(golden):
+    text = render(golden["messages"], golden["tools"], add_generation_prompt=golden["add_generation_prompt"])
+    assert text == golden["expected"]
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=golden_id)
+def test_golden_through_a_saved_tokenizer(reloaded_tokenizer, golden):
     assert reloaded_tokenizer.chat_template == chat_template()
     text = reloaded_tokenizer.apply_chat_template(
-        SEED_MESSAGES, tools=SEED_TOOLS, add_generation_prompt=False, tokenize=False
+        golden["messages"], tools=golden["tools"], add_generation_prompt=golden["add_generation_prompt"], tokenize=False
     )
-    assert text == GOLDEN
+    assert text == golden["expected"]
 
 
 @pytest.mark.parametrize("token", [*CONTROL_TOKENS, START_OF_TURN, END_OF_TURN, BOS])
@@ -87,131 +70,100 @@ def test_control_tokens_are_single_tokens(reloaded_tokenizer, token):
 
 
 def test_golden_example_tokenizes_control_tokens_whole(reloaded_tokenizer):
-    ids = reloaded_tokenizer.encode(GOLDEN, add_special_tokens=False)
-    assert reloaded_tokenizer.decode(ids) == GOLDEN
+    golden = SEED["expected"]
+    ids = reloaded_tokenizer.encode(golden, add_special_tokens=False)
+    assert reloaded_tokenizer.decode(ids) == golden
     assert ids[0] == reloaded_tokenizer.bos_token_id
     escape_id = reloaded_tokenizer.convert_tokens_to_ids("<escape>")
-    assert ids.count(escape_id) == GOLDEN.count("<escape>")
+    assert ids.count(escape_id) == golden.count("<escape>")
 
 
-def test_generation_prompt_ends_with_the_model_turn():
-    text = render(prompt_messages("What is the weather in Paris?"), SEED_TOOLS, add_generation_prompt=True)
-    assert text.endswith("<start_of_turn>user\nWhat is the weather in Paris?<end_of_turn>\n<start_of_turn>model\n")
-    prefix = GOLDEN[: GOLDEN.index("<start_of_turn>user\n")]
-    assert text.startswith(prefix)
-
-
-def test_without_tools_or_system_there_is_no_developer_turn():
-    text = render(prompt_messages("hi"), None, add_generation_prompt=True)
-    assert text == "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
-
-
-def test_default_system_message():
-    text = render(prompt_messages("hi"), SEED_TOOLS[1:], add_generation_prompt=False)
-    assert text.startswith(f"<bos><start_of_turn>developer\n{DEFAULT_SYSTEM}<start_function_declaration>")
-
-
-@pytest.mark.parametrize("role", ["developer", "system"])
-def test_custom_system_message_replaces_the_default(role):
-    messages = [{"role": role, "content": "Route HR questions to the knowledge base."}, {"role": "user", "content": "hi"}]
-    text = render(messages, SEED_TOOLS, add_generation_prompt=True)
-    assert DEFAULT_SYSTEM not in text
-    assert text.startswith(
-        "<bos><start_of_turn>developer\nRoute HR questions to the knowledge base."
-        "<start_function_declaration>declaration:search_knowledge_base{"
-    )
-    assert text == render(prompt_messages("hi", system="Route HR questions to the knowledge base."), SEED_TOOLS, add_generation_prompt=True)
-    assert text.count("<start_of_turn>developer") == 1
-
-
-def test_system_message_without_tools():
-    text = render(prompt_messages("hi", system="Be brief."), None, add_generation_prompt=False)
-    assert text == "<bos><start_of_turn>developer\nBe brief.<end_of_turn>\n<start_of_turn>user\nhi<end_of_turn>\n"
-
-
-# Declarations: the template writes fields in a fixed order (description, enum, items, properties,
-# required, type), closes every `properties:{...` with ` }` and upper-cases the type.
-
-
-@pytest.mark.parametrize(
-    ("prop", "rendered"),
-    [
-        ({"type": "integer", "enum": [1, 2]}, "a:{enum:[1,2],type:<escape>INTEGER<escape>}"),
-        (
-            {"enum": ["c", "f"], "description": "unit", "type": "string"},
-            "a:{description:<escape>unit<escape>,enum:[<escape>c<escape>,<escape>f<escape>],type:<escape>STRING<escape>}",
-        ),
-        (
-            {"type": "array", "items": {"type": "number"}, "description": "xs"},
-            "a:{description:<escape>xs<escape>,items:{type:<escape>NUMBER<escape>},type:<escape>ARRAY<escape>}",
-        ),
-        (
-            {"type": "array", "items": {"type": "string", "enum": ["x", "y"]}},
-            "a:{items:{enum:[<escape>x<escape>,<escape>y<escape>],type:<escape>STRING<escape>},type:<escape>ARRAY<escape>}",
-        ),
-        (
-            {"type": "object", "required": ["d"], "properties": {"d": {"type": "boolean"}, "e": {"type": "null"}}},
-            "a:{properties:{d:{type:<escape>BOOLEAN<escape>},e:{type:<escape>NULL<escape>} },"
-            "required:[<escape>d<escape>],type:<escape>OBJECT<escape>}",
-        ),
-        ({}, "a:{}"),
-    ],
-    ids=["int-enum", "string-enum", "array", "array-of-enum", "nested-object", "untyped"],
-)
-def test_property_declarations(prop, rendered):
-    tool = as_function_tool("f", "d", {"type": "object", "properties": {"a": prop}})
-    text = render(prompt_messages("hi"), [tool], add_generation_prompt=False)
-    assert declaration(text) == (
-        "<start_function_declaration>declaration:f{description:<escape>d<escape>,"
-        f"parameters:{{properties:{{{rendered} }},type:<escape>OBJECT<escape>}} }}<end_function_declaration>"
-    )
-
-
-def test_declaration_without_description_or_parameters():
-    bare = render(prompt_messages("hi"), [as_function_tool("ping", None, None)], add_generation_prompt=False)
-    assert declaration(bare) == "<start_function_declaration>declaration:ping{ }<end_function_declaration>"
-    no_desc = render(prompt_messages("hi"), [as_function_tool("ping", None, {"type": "object"})], add_generation_prompt=False)
-    assert declaration(no_desc) == (
-        "<start_function_declaration>declaration:ping{parameters:{type:<escape>OBJECT<escape>} }<end_function_declaration>"
-    )
-
-
-def test_declarations_render_deterministically_in_the_order_given():
-    tools = [
-        as_function_tool("b", "second", {"type": "object", "properties": {"z": {"type": "string"}, "y": {"type": "integer"}}}),
-        as_function_tool("a", "first", None),
+def test_our_message_builders_render_the_seed_golden():
+    """What training and evaluation build (prompt_messages, call_message) is the golden conversation."""
+    messages = prompt_messages("What is the reimbursement limit for travel meals?") + [
+        call_message([("search_knowledge_base", {"query": "travel meal reimbursement limit policy"})])
     ]
-    once = render(prompt_messages("hi"), tools, add_generation_prompt=True)
-    assert once == render(prompt_messages("hi"), tools, add_generation_prompt=True)
-    assert once.index("declaration:b{") < once.index("declaration:a{")
-    assert "properties:{z:{type:<escape>STRING<escape>},y:{type:<escape>INTEGER<escape>} }" in once
+    assert render(messages, SEED["tools"], add_generation_prompt=False) == SEED["expected"]
+
+
+def test_generation_prompt_is_the_training_text_up_to_the_answer():
+    """A prompt rendered for generation is a prefix of the same conversation with its answer."""
+    prompt = render(SEED["messages"][:2], SEED["tools"], add_generation_prompt=True)
+    assert SEED["expected"].startswith(prompt)
+    assert prompt.endswith("<start_of_turn>model\n")
 
 
 def test_plain_and_wrapped_tool_forms_render_identically():
-    plain = [{"name": s["function"]["name"], **s["function"]} for s in SEED_TOOLS]
-    assert all("type" not in tool for tool in plain)
-    messages = prompt_messages("What is the reimbursement limit for travel meals?")
-    assert render(messages, plain, add_generation_prompt=True) == render(messages, SEED_TOOLS, add_generation_prompt=True)
-    assert render(SEED_MESSAGES, plain, add_generation_prompt=False) == GOLDEN
+    plain = [dict(tool["function"]) for tool in SEED["tools"]]
+    assert render(SEED["messages"], plain, add_generation_prompt=False) == SEED["expected"]
+
+
+def test_as_function_tool_renders_like_the_published_form():
+    tools = [as_function_tool(t["function"]["name"], t["function"]["description"], t["function"]["parameters"]) for t in SEED["tools"]]
+    assert tools == SEED["tools"]
+
+
+def declaration(text: str) -> str:
+    """The one `<start_function_declaration>...<end_function_declaration>` in a rendering."""
+    assert text.count("<start_function_declaration>") == 1
+    start = text.index("<start_function_declaration>")
+    return text[start : text.index("<end_function_declaration>") + len("<end_function_declaration>")]
+
+
+def declared(properties: dict) -> str:
+    tool = as_function_tool("f", "d", {"type": "object", "properties": properties})
+    return declaration(render(prompt_messages("hi"), [tool], add_generation_prompt=False))
+
+
+# Quirks of the real template (FORMAT.md). The template reproduces them, so that a checkpoint sees
+# the same bytes under it as under Google's; case files refuse the inputs that would hit them.
+
+
+def test_quirk_properties_named_like_schema_keywords_are_left_out():
+    text = declared({"type": {"type": "string"}, "description": {"type": "string"}, "keep": {"type": "string"}})
+    assert "properties:{keep:{description:<escape><escape>,type:<escape>STRING<escape>}}" in text
+    assert "description:{" not in text and "type:{" not in text
+
+
+def test_quirk_union_types_print_as_a_python_list():
+    text = declared({"a": {"type": ["string", "null"]}})
+    assert "a:{description:<escape><escape>,type:<escape>['STRING', 'NULL']<escape>}" in text
+
+
+def test_quirk_enum_is_written_only_for_strings():
+    assert "enum" not in declared({"a": {"type": "integer", "enum": [1, 2]}})
+    assert "enum:[<escape>x<escape>]" in declared({"a": {"type": "STRING", "enum": ["x"]}})
+
+
+def test_quirk_json_string_arguments_are_pasted_raw():
+    message = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}
+    text = render(prompt_messages("hi") + [message], None, add_generation_prompt=False)
+    assert text.endswith('<start_function_call>call:f{' + " " * 20 + '{"a": 1}}<end_function_call><start_function_response>')
+
+
+def test_quirk_a_user_message_after_a_tool_response_stays_in_the_model_turn():
+    messages = SEED["messages"] + [
+        {"role": "tool", "name": "search_knowledge_base", "content": "50 USD"},
+        {"role": "user", "content": "And for hotels?"},
+    ]
+    text = render(messages, SEED["tools"], add_generation_prompt=True)
+    assert text.endswith("<end_function_response>And for hotels?<end_of_turn>\n<start_of_turn>model\n")
+
+
+@pytest.mark.parametrize(
+    "tool_message",
+    [{"role": "tool", "content": "81%"}, {"role": "tool", "content": [{"name": "f", "response": "text"}]}],
+    ids=["string-without-name", "list-with-string-response"],
+)
+def test_quirk_unnamed_or_unstructured_tool_responses_are_errors(tool_message):
+    with pytest.raises(TemplateError):
+        render(prompt_messages("hi") + [tool_message], None, add_generation_prompt=True)
 
 
 def test_call_argument_values():
-    args = {"s": "x", "i": -3, "f": 2.5, "t": True, "n": None, "l": [1, "a", []], "o": {"k": {"j": False}}}
+    args = {"s": "x", "i": -3, "f": 2.5, "t": True, "n": None, "L": [1, "a", []], "o": {"k": {"J": False, "a": 1e-05}}}
     text = render(prompt_messages("hi") + [call_message([("f", args)])], None, add_generation_prompt=False)
     assert text.endswith(
-        "<start_of_turn>model\n<start_function_call>call:f{s:<escape>x<escape>,i:-3,f:2.5,t:true,n:null,"
-        "l:[1,<escape>a<escape>,[]],o:{k:{j:false}}}<end_function_call><start_function_response>"
-    )
-
-
-def test_tool_response_and_final_answer_stay_in_the_model_turn():
-    messages = SEED_MESSAGES + [
-        {"role": "tool", "name": "search_knowledge_base", "content": {"limit": 50, "currency": "USD"}},
-        {"role": "assistant", "content": "The limit is 50 USD."},
-    ]
-    text = render(messages, SEED_TOOLS, add_generation_prompt=False)
-    assert text == (
-        GOLDEN.removesuffix("<start_function_response>")
-        + "<start_function_response>response:search_knowledge_base{limit:50,currency:<escape>USD<escape>}"
-        "<end_function_response>The limit is 50 USD.<end_of_turn>\n"
+        "<start_of_turn>model\n<start_function_call>call:f{f:2.5,i:-3,L:[1,<escape>a<escape>,[]],n:None,"
+        "o:{k:{a:1e-05,J:false}},s:<escape>x<escape>,t:true}<end_function_call><start_function_response>"
     )

@@ -84,6 +84,7 @@ def test_control_token_other_than_escape_and_end_call_inside_a_string():
         ("-2.5E-3", -2.5e-3),
         ("true", True),
         ("false", False),
+        ("None", None),
         ("null", None),
     ],
 )
@@ -192,7 +193,7 @@ def test_as_dict():
 
 # Properties ---------------------------------------------------------------------------------------
 
-PIECES = [*CONTROL_TOKENS, "call:", "{", "}", "[", "]", ",", ":", " ", "\n", "<", ">", "-", ".", "1", "e", "true", "null"]
+PIECES = [*CONTROL_TOKENS, "call:", "{", "}", "[", "]", ",", ":", " ", "\n", "<", ">", "-", ".", "1", "e", "true", "null", "None"]
 alphabet_text = st.lists(st.sampled_from(PIECES) | st.text(alphabet="abcxyz_", min_size=1, max_size=3), max_size=40).map("".join)
 
 
@@ -219,9 +220,9 @@ def test_parse_output_never_raises(text):
 #   real tokenizer turns that text into the control token anyway);
 # - NaN and infinities have no spelling in the format (and never compare equal to themselves).
 # Keys are identifiers: the format has no quoting for keys, so `,{}[]:<>` cannot appear in them.
-IDENTIFIER = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
+IDENTIFIER = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,11}", fullmatch=True)  # keys with dots and dashes too
 TOOL_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,15}", fullmatch=True)  # what case files allow
-STRUCTURAL = "<>{}[],:'\" \n\tescapetruenull0123456789.-"
+STRUCTURAL = "<>{}[],:'\" \n\tescapetruenullNone0123456789.-"
 strings = (st.text(max_size=16) | st.text(alphabet=STRUCTURAL, max_size=16)).filter(
     lambda s: ESCAPE not in s and END_CALL not in s
 )
@@ -241,11 +242,12 @@ arguments = st.dictionaries(IDENTIFIER, values, max_size=4)
 
 
 def same(a, b) -> bool:
-    """Equal and of the same types all the way down (plain == has True == 1 == 1.0)."""
+    """Equal and of the same types all the way down (plain == has True == 1 == 1.0). Key order is
+    not compared: the template writes keys sorted, as FunctionGemma's does."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+        return sorted(a) == sorted(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if isinstance(a, float):
@@ -290,3 +292,23 @@ def test_round_trip_examples(value):
 def test_end_call_marker_inside_a_string_does_not_round_trip():
     value = f"a{END_CALL}b"
     assert parse_output(rendered_answer([("f", {"v": value})])).calls == (ToolCall("f", {"v": value}),)
+
+
+def golden_answers():
+    from test_format import GOLDENS
+
+    for golden in GOLDENS:
+        last = golden["messages"][-1]
+        if last["role"] == "assistant" and last.get("tool_calls"):
+            answer = golden["expected"][golden["expected"].rindex("<start_of_turn>model\n") + len("<start_of_turn>model\n") :]
+            yield pytest.param(answer, last, id=golden["name"][:40])
+
+
+@pytest.mark.parametrize(("answer", "message"), list(golden_answers()))
+def test_answers_rendered_by_the_real_template_parse_to_their_calls(answer, message):
+    parsed = parse_output(answer)
+    assert not parsed.malformed
+    assert [(c.name, c.arguments) for c in parsed.calls] == [
+        (call["function"]["name"], call["function"]["arguments"]) for call in message["tool_calls"]
+    ]
+    assert all(same(c.arguments, call["function"]["arguments"]) for c, call in zip(parsed.calls, message["tool_calls"]))

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from test_format import GOLDEN, SEED_MESSAGES, SEED_TOOLS
+from test_format import GOLDENS
 from transformers import AutoTokenizer, GenerationConfig
 
-from pytest_toolsel.chat_format import CONTROL_TOKENS, STOP_STRINGS
+from pytest_toolsel.chat_format import CONTROL_TOKENS, FORMAT_VERSION, FUNCTIONGEMMA_TOKEN_IDS, STOP_STRINGS
 from pytest_toolsel.modeling import METADATA_FILE, check_local_dir
 
 pytestmark = pytest.mark.slow
@@ -29,12 +29,24 @@ def checkpoint() -> Path:
     return CHECKPOINT
 
 
-def test_golden_example_renders_byte_for_byte_through_the_saved_tokenizer(checkpoint):
+@pytest.mark.parametrize("golden", GOLDENS, ids=lambda golden: golden["name"][:40])
+def test_every_golden_renders_byte_for_byte_through_the_saved_tokenizer(checkpoint, golden):
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    rendered = tokenizer.apply_chat_template(SEED_MESSAGES, tools=SEED_TOOLS, add_generation_prompt=False, tokenize=False)
-    assert rendered == GOLDEN
-    for token in CONTROL_TOKENS:
-        assert len(tokenizer.encode(token, add_special_tokens=False)) == 1, token
+    rendered = tokenizer.apply_chat_template(
+        golden["messages"], tools=golden["tools"], add_generation_prompt=golden["add_generation_prompt"], tokenize=False
+    )
+    assert rendered == golden["expected"]
+
+
+def test_the_vocabulary_is_functiongemmas(checkpoint):
+    """Gemma 3's 262,144 tokens with <unused40>..<unused46> renamed: the control tokens at ids 46-52."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    assert len(tokenizer) == 262_144
+    assert {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS} == FUNCTIONGEMMA_TOKEN_IDS
+    for token, index in FUNCTIONGEMMA_TOKEN_IDS.items():
+        assert tokenizer.encode(token, add_special_tokens=False) == [index], token
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config.get("vocab_size", config.get("text_config", {}).get("vocab_size")) == 262_144
 
 
 def test_generation_config_is_greedy_and_stops_at_the_format_stops(checkpoint):
@@ -50,6 +62,7 @@ def test_metadata_records_base_data_recipe_and_versions(checkpoint):
     metadata = json.loads((checkpoint / METADATA_FILE).read_text())
     assert {"base_model", "data_hash", "recipe", "versions", "created", "log_history"} <= set(metadata)
     assert len(metadata["data_hash"]) == 64
+    assert metadata["format_version"] == FORMAT_VERSION
 
 
 @pytest.mark.parametrize("which", ["checkpoint", "embedded base"])
@@ -67,7 +80,7 @@ def test_tokenizers_written_here_load_from_their_file_as_their_class_rebuilds_th
     rebuilt = AutoTokenizer.from_pretrained(directory)
     assert type(read) is not type(rebuilt)  # the file was read as it is, not through the class
     assert read.backend_tokenizer.to_str() == rebuilt.backend_tokenizer.to_str()
-    text = GOLDEN + " 日本語 ✓\t" + "".join(CONTROL_TOKENS)
+    text = GOLDENS[0]["expected"] + " 日本語 ✓\t" + "".join(CONTROL_TOKENS)
     assert read.encode(text) == rebuilt.encode(text)
     assert read.all_special_ids == rebuilt.all_special_ids
     assert read.added_tokens_decoder == rebuilt.added_tokens_decoder

@@ -30,13 +30,21 @@ SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", START_OF_TURN, END_OF_TURN
 Lesson = tuple[str, Sequence[tuple[str, dict]]]
 
 
-def build_tokenizer(corpus: Sequence[str], vocab_size: int = 600) -> PreTrainedTokenizerFast:
+# A plain Gemma 3 vocabulary starts like this: FunctionGemma's control tokens take the slots of
+# <unused40>..<unused46>, ids 46-52.
+GEMMA3_HEAD = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "[multimodal]", *(f"<unused{i}>" for i in range(47))]
+
+
+def build_tokenizer(corpus: Sequence[str], vocab_size: int = 600, *, plain_base: bool = False) -> PreTrainedTokenizerFast:
+    """The test tokenizer; `plain_base=True` lays it out like plain Gemma 3 instead: placeholders at
+    FunctionGemma's ids and no control tokens, as the embedded base has it."""
+    specials = [*GEMMA3_HEAD, START_OF_TURN, END_OF_TURN] if plain_base else SPECIAL_TOKENS
     core = Tokenizer(models.BPE(unk_token=None))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -47,9 +55,9 @@ def build_tokenizer(corpus: Sequence[str], vocab_size: int = 600) -> PreTrainedT
         eos_token="<eos>",
         pad_token="<pad>",
         unk_token="<unk>",
-        additional_special_tokens=[START_OF_TURN, END_OF_TURN, *CONTROL_TOKENS],
+        additional_special_tokens=specials[4:],
     )
-    tokenizer.chat_template = chat_template()
+    tokenizer.chat_template = None if plain_base else chat_template()
     return tokenizer
 
 

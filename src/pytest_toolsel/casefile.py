@@ -19,7 +19,12 @@ from .chat_format import as_function_tool
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_SCHEMA_DEPTH = 32
+# Types are compared case-insensitively: Google publishes its schemas (Gemini, Mobile Actions) with
+# upper-case types ("OBJECT", "STRING"), and FunctionGemma's template upper-cases every type anyway.
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+# FunctionGemma's template silently leaves out a property with one of these names, so the model
+# would never see it declared: refused here rather than reproduced unseen.
+UNDECLARABLE_PROPERTY_NAMES = frozenset({"description", "type", "properties", "required", "nullable"})
 TOP_LEVEL_KEYS = ("policy", "description", "system", "tools", "train", "cases", "min_accuracy")
 TOOL_KEYS = ("name", "description", "parameters")
 WRAPPED_TOOL_KEYS = ("type", "function")
@@ -310,7 +315,15 @@ class _SuiteReader:
         parameters = entry.get("parameters")
         if parameters is not None:
             self.check_schema(parameters, keys + ("parameters",), where, "parameters")
-            if parameters.get("type", "object") != "object":
+            if "type" not in parameters:
+                # FunctionGemma's template renders such a declaration malformed (a brace missing).
+                raise self.error(
+                    "field 'parameters.type' is missing; write 'type: object' (FunctionGemma's template renders "
+                    "parameters without a type malformed)",
+                    keys + ("parameters",),
+                    where,
+                )
+            if not isinstance(parameters["type"], str) or parameters["type"].lower() != "object":
                 raise self.error("field 'parameters': the top-level type must be 'object'", keys + ("parameters",), where)
         return Tool(name=name, description=description, parameters=parameters)
 
@@ -327,7 +340,7 @@ class _SuiteReader:
         kind = schema.get("type")
         kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
         for one in kinds:
-            if not isinstance(one, str) or one not in JSON_TYPES:
+            if not isinstance(one, str) or one.lower() not in JSON_TYPES:
                 raise self.error(
                     f"field '{field_name}.type': {one!r} is not a JSON-schema type ({', '.join(sorted(JSON_TYPES))})",
                     keys + ("type",),
@@ -341,6 +354,13 @@ class _SuiteReader:
         if not isinstance(properties, dict):
             raise self.error(f"field '{field_name}.properties' must be a mapping", keys + ("properties",), where)
         for name, prop in properties.items():
+            if name in UNDECLARABLE_PROPERTY_NAMES:
+                raise self.error(
+                    f"field '{field_name}.properties.{name}': FunctionGemma's template leaves out a property named "
+                    f"'{name}', so the model would never see it; rename it",
+                    keys + ("properties", name),
+                    where,
+                )
             self.check_schema(prop, keys + ("properties", name), where, f"{field_name}.properties.{name}", depth + 1)
         required = schema.get("required", [])
         if not isinstance(required, list) or not all(isinstance(item, str) for item in required):

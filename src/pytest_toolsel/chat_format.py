@@ -27,6 +27,14 @@ CONTROL_TOKENS = (
     END_RESPONSE,
     ESCAPE,
 )
+# FunctionGemma's vocabulary is Gemma 3's with the placeholders `<unused40>`..`<unused46>` renamed to
+# the control tokens: same size (262,144), same id for every token.
+FUNCTIONGEMMA_TOKEN_IDS = {token: 46 + offset for offset, token in enumerate(CONTROL_TOKENS)}
+GEMMA3_PLACEHOLDERS = {token: f"<unused{40 + offset}>" for offset, token in enumerate(CONTROL_TOKENS)}
+# The conversation format our checkpoints speak, recorded in their toolsel.json. 1 was pytest-toolsel's
+# own dialect (` }` closing declarations, `null`, unsorted keys, control tokens appended at 262144+);
+# 2 is the real FunctionGemma format, byte for byte, with FunctionGemma's token ids.
+FORMAT_VERSION = 2
 START_OF_TURN = "<start_of_turn>"
 END_OF_TURN = "<end_of_turn>"
 BOS = "<bos>"

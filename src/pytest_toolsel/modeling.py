@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chat_format import chat_template
+from .chat_format import FORMAT_VERSION, chat_template
 from .embedded import embedded_base_dir, is_embedded
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
@@ -112,6 +112,26 @@ def read_metadata(spec: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def old_format_warning(checkpoint: str) -> str | None:
+    """A warning when a checkpoint pytest-toolsel trained speaks an older format than this version.
+
+    Checkpoints of format 1 (no `format_version` recorded) speak pytest-toolsel's early FunctionGemma
+    dialect: they are tested in it, consistently, since their own template renders their prompts,
+    but deployed with FunctionGemma's tooling they would see a format they were never trained on.
+    """
+    metadata = read_metadata(checkpoint)
+    if not metadata:  # not trained by pytest-toolsel: its format is its own business
+        return None
+    version = metadata.get("format_version", 1)
+    if version >= FORMAT_VERSION:
+        return None
+    return (
+        f"old format: {checkpoint} was trained in pytest-toolsel's format {version}, not the real FunctionGemma "
+        f"format (format {FORMAT_VERSION}: byte-exact template, control tokens at ids 46-52); it is tested in "
+        "its own format, but FunctionGemma's tooling would prompt it differently; retrain with --retrain"
+    )
 
 
 def load_model(spec: str, device=None, *, require_template: bool = True) -> LoadedModel:

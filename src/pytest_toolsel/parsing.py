@@ -16,7 +16,9 @@ _INTEGER = re.compile(r"-?\d+")
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[^{}\s<>,:]+")
 _BARE_END = ",}]"
-_LITERALS = {"true": True, "false": False, "null": None}
+# FunctionGemma writes a null value as `None`; `null` is what JSON-minded models (and pytest-toolsel
+# checkpoints of format 1) write.
+_LITERALS = {"true": True, "false": False, "None": None, "null": None}
 
 
 @dataclass(frozen=True)
