@@ -36,10 +36,10 @@ from pytest_toolsel.generation import GenerationSettings
 from pytest_toolsel.modeling import load_model, pick_device, resolve
 from pytest_toolsel.recipe import load_recipe
 from pytest_toolsel.training import train
-from pytest_toolsel.training_data import split, training_records
+from pytest_toolsel.training_data import split, tokenized_row, training_records
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_FILES = [ROOT / "cases" / "search_policy.yaml"]
+TRAIN_FILES = sorted((ROOT / "cases").glob("*.yaml"))  # every shipped policy, as `pytest cases/` trains them
 HELD_OUT_FILES = TRAIN_FILES + [ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml"]
 
 
@@ -55,7 +55,9 @@ def seed_config(output_dir: Path):
         learning_rate=5e-5,
         lr_scheduler_type="constant",
         optim="adamw_torch_fused",
-        max_length=512,
+        # The tutorial's 512 would cut the seven-tool policy's rows (about 650 tokens) from the end,
+        # answer first; both recipes train on the same whole rows instead.
+        max_length=None,
         bf16=on_cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not on_cuda,
         logging_steps=10,
@@ -75,8 +77,11 @@ def train_seed_recipe(suites, base_model: str, output: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     prepare_for_function_calling(model, tokenizer)
     # The same examples the default recipe trains on (it holds back a slice for its eval loss).
-    records, _ = split(training_records(suites), load_recipe(ROOT / "tuning" / "recipe.yaml").eval_fraction, 42)
-    trainer = SFTTrainer(model=model, args=seed_config(output / "trainer"), train_dataset=Dataset.from_list(records),
+    # Tokenized as the default recipe does (see training_data.py: records would give every call the
+    # argument names of every other policy).
+    rows = [tokenized_row(tokenizer, record) for record in training_records(suites)]
+    rows, _ = split(rows, load_recipe(ROOT / "tuning" / "recipe.yaml").eval_fraction, 42)
+    trainer = SFTTrainer(model=model, args=seed_config(output / "trainer"), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer)
     trainer.train()
     shutil.rmtree(output / "trainer", ignore_errors=True)

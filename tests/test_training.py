@@ -82,7 +82,7 @@ def test_control_tokens_are_added_as_single_tokens_with_word_mean_embeddings():
     model = tiny.build_model(stripped)
     rows_before = model.get_input_embeddings().weight.shape[0]
     added = prepare_for_function_calling(model, stripped)
-    assert added == list(CONTROL_TOKENS)
+    assert list(added) == list(CONTROL_TOKENS)
     assert model.get_input_embeddings().weight.shape[0] == rows_before + len(CONTROL_TOKENS)
     embeddings = model.get_input_embeddings().weight
     for token in CONTROL_TOKENS:
@@ -93,7 +93,7 @@ def test_control_tokens_are_added_as_single_tokens_with_word_mean_embeddings():
     assert stripped.chat_template == chat_template()
     assert stripped.convert_tokens_to_ids(START_RESPONSE) in model.generation_config.eos_token_id
     assert model.generation_config.do_sample is False
-    assert add_control_tokens(model, stripped) == []  # idempotent
+    assert add_control_tokens(model, stripped) == {}  # idempotent
 
 
 def _without_control_tokens():

@@ -69,7 +69,7 @@ def test_rows_of_one_policy_share_their_prefix_and_no_prefix_reaches_an_answer(t
     assert groups[0].prefix_length > 20 and groups[2].prefix_length == 0
 
 
-@pytest.mark.parametrize("window", [1024, 16], ids=["prefix-shared", "sliding-window-too-short"])
+@pytest.mark.parametrize("window", [1024, 16], ids=["prefix-shared", "prefix-longer-than-the-sliding-window"])
 @pytest.mark.parametrize("head_weight", [1.0, 5.0])
 def test_loss_and_gradients_equal_the_plain_forward(tiny_tokenizer, two_policies, window, head_weight):
     torch.manual_seed(0)
@@ -86,3 +86,31 @@ def test_loss_and_gradients_equal_the_plain_forward(tiny_tokenizer, two_policies
     assert actual_grads.keys() == expected_grads.keys()
     for name, grad in expected_grads.items():
         torch.testing.assert_close(actual_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_prefix_longer_than_the_sliding_window_is_still_shared(tiny_tokenizer, two_policies, monkeypatch):
+    """Right-padded rows put no padding between prefix and text: the loss above must have run the
+    prefixes once (the window-16 case equals the plain forward with them shared, not by falling back)."""
+    import pytest_toolsel.training_loss as training_loss
+
+    input_ids, mask, labels = two_policies
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
+    assert max(group.prefix_length for group in prefix_groups(input_ids, labels)) > 16
+    widths = []
+    real_forward = model.base_model.forward
+    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0)
+    shared = [group.prefix_length for group in prefix_groups(input_ids, labels) if len(group.rows) > 1]
+    assert shared and all(length in widths for length in shared)  # each prefix ran once, on its own
+    assert widths.count(input_ids.size(1)) == 1  # the full width only for the group of one row
+
+
+def test_left_padded_rows_do_not_share_a_prefix_across_a_short_window(tiny_tokenizer, two_policies, monkeypatch):
+    input_ids, mask, labels = two_policies
+    flipped = (input_ids.flip(1), mask.flip(1), labels.flip(1))
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
+    widths = []
+    real_forward = model.base_model.forward
+    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    weighted_answer_loss(model, *flipped, 4, 5.0)
+    assert widths == [input_ids.size(1)]  # one plain forward of the whole batch

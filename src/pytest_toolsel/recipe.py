@@ -19,7 +19,9 @@ class Recipe:
     epochs: float = 3.0
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
-    max_length: int = 512
+    # Tokens per training row. None: the longest row plus a margin. A row longer than a set limit is
+    # an error, never cut (cutting a row from the end drops its answer, so it teaches nothing).
+    max_length: int | None = None
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
@@ -59,9 +61,18 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
                 raise RecipeError(f"{source}: recipe key '{key}' must be a number, got {value!r}") from None
         else:
             raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
+    if "max_length" in checked:
+        checked["max_length"] = _max_length(checked["max_length"], source)
     if checked.get("token_init", "words") not in ("words", "mean"):
         raise RecipeError(f"{source}: token_init must be 'words' or 'mean'")
     return checked
+
+
+def _max_length(value: Any, source: str) -> int | None:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if value is None or (whole and not isinstance(value, bool) and value > 0):
+        return None if value is None else int(value)
+    raise RecipeError(f"{source}: recipe key 'max_length' must be a number of tokens or null, got {value!r}")
 
 
 def load_recipe(path: Path | None, overrides: dict[str, Any] | None = None) -> Recipe:

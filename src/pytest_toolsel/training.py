@@ -18,10 +18,18 @@ from typing import Sequence
 
 from .base_prep import prepare_for_function_calling
 from .casefile import Suite
+from .chat_format import FORMAT_VERSION
 from .modeling import METADATA_FILE, pick_device, read_metadata, resolve
 from .recipe import Recipe
-from .training_data import data_hash, split, training_records
+from .training_data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
+from .training_batches import PolicyBatchSampler
 from .training_loss import answer_head_weights, weighted_answer_loss
+
+
+# Headroom above the longest row when the recipe leaves max_length to the data, as Google's
+# FunctionGemma notebook does. The rows are tokenized exactly before TRL sees them, so it covers
+# no estimate; it only keeps TRL's own limit clear of every row.
+LENGTH_MARGIN = 16
 
 
 class TrainingError(Exception):
@@ -51,7 +59,26 @@ def staleness(checkpoint: str, suites: Sequence[Suite]) -> str | None:
     )
 
 
-def sft_config(recipe: Recipe, output_dir: Path, has_eval: bool, device):
+def sequence_length(recipe: Recipe, sourced: Sequence[SourcedRecord], rows: Sequence[dict]) -> int:
+    """The max_length handed to TRL: the recipe's, which every row must fit (TRL would cut a longer
+    row from the end, answer first, without a word), or the longest row plus a margin."""
+    lengths = [len(row["input_ids"]) for row in rows]
+    if recipe.max_length is None:
+        return max(lengths) + LENGTH_MARGIN
+    too_long = [index for index, length in enumerate(lengths) if length > recipe.max_length]
+    if not too_long:
+        return recipe.max_length
+    longest = max(too_long, key=lengths.__getitem__)
+    example = sourced[longest]
+    others = f"; {len(too_long) - 1} more examples do not fit either" if len(too_long) > 1 else ""
+    raise TrainingError(
+        f"{example.location}: this training example of policy '{example.suite.policy}' is {lengths[longest]} tokens "
+        f"long, longer than the recipe's max_length {recipe.max_length}, and training would cut off its answer{others}. "
+        f"Raise max_length to at least {lengths[longest]}, or set it to null to follow the longest example"
+    )
+
+
+def sft_config(recipe: Recipe, max_length: int, output_dir: Path, has_eval: bool, device):
     import torch
     from trl import SFTConfig
 
@@ -67,7 +94,11 @@ def sft_config(recipe: Recipe, output_dir: Path, has_eval: bool, device):
         warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of all steps
         weight_decay=recipe.weight_decay,
         neftune_noise_alpha=recipe.neftune_noise_alpha,
-        max_length=recipe.max_length,
+        # Every row fits max_length (see sequence_length), so TRL's truncation keeps each one whole;
+        # packing would split rows into max_length chunks, and padding-free mode is only safe with it.
+        max_length=max_length,
+        packing=False,
+        padding_free=False,
         seed=recipe.seed,
         data_seed=recipe.seed,
         completion_only_loss=True,
@@ -93,9 +124,14 @@ def _weighted_trainer_class():
     class ToolChoiceSFTTrainer(SFTTrainer):
         """SFTTrainer whose loss weights the tool-choice tokens (see Recipe.tool_name_weight)."""
 
-        def __init__(self, *args, recipe: Recipe, **kwargs):
+        def __init__(self, *args, recipe: Recipe, row_policies: Sequence[str], **kwargs):
             super().__init__(*args, **kwargs)
             self.recipe = recipe
+            self.row_policies = row_policies
+
+        def _get_train_sampler(self, train_dataset=None):
+            # Batches of one policy each, so that the loss runs each batch's prefix once.
+            return PolicyBatchSampler(self.row_policies, self._train_batch_size, self.args.seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if return_outputs:  # evaluation: TRL's own loss and metrics
@@ -130,7 +166,8 @@ def train(
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from . import __version__
 
-    records = training_records(suites)
+    sourced = sourced_records(suites)
+    records = [example.record for example in sourced]
     if not records:
         names = ", ".join(str(suite.path) for suite in suites) or "no case files"
         raise TrainingError(f"nothing to train on: the collected case files ({names}) have no 'train:' examples")
@@ -145,14 +182,21 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         added = prepare_for_function_calling(model, tokenizer, recipe.token_init)
-        train_records, eval_records = split(records, recipe.eval_fraction, recipe.seed)
-        config = sft_config(recipe, staging / "trainer", bool(eval_records), pick_device(device))
+        # Tokenized here, with the control tokens in place: TRL skips its own tokenization for rows
+        # that carry input_ids, and Arrow then stores nothing but lists of ints.
+        rows = [tokenized_row(tokenizer, example.record) for example in sourced]
+        max_length = sequence_length(recipe, sourced, rows)
+        policies = [str(example.suite.path) for example in sourced]
+        train_pairs, eval_pairs = split(list(zip(rows, policies)), recipe.eval_fraction, recipe.seed)
+        train_rows, eval_rows = [row for row, _ in train_pairs], [row for row, _ in eval_pairs]
+        config = sft_config(recipe, max_length, staging / "trainer", bool(eval_rows), pick_device(device))
         trainer = _weighted_trainer_class()(
             recipe=recipe,
+            row_policies=[policy for _, policy in train_pairs],
             model=model,
             args=config,
-            train_dataset=Dataset.from_list(train_records),
-            eval_dataset=Dataset.from_list(eval_records) if eval_records else None,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
             callbacks=_tensorboard(report_dir),
         )
@@ -166,10 +210,11 @@ def train(
         metadata = {
             "base_model": base_model,
             "data_hash": data_hash(records),
-            "train_examples": len(train_records),
-            "eval_examples": len(eval_records),
+            "train_examples": len(train_rows),
+            "eval_examples": len(eval_rows),
             "suites": [str(suite.path) for suite in suites if suite.train],
-            "added_tokens": added,
+            "format_version": FORMAT_VERSION,
+            "control_tokens": added,  # {token: id} placed by base preparation; {} when the base had them
             "recipe": recipe.as_dict(),
             "train_seconds": round(time.perf_counter() - started, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -69,11 +69,25 @@ def prefix_groups(input_ids, labels) -> list[PrefixGroup]:
     return [PrefixGroup(group, length if len(group) > 1 else 0) for group, length in zip(members, shared)]
 
 
+def right_padded(attention_mask) -> bool:
+    """Whether every row's real tokens come first and padding only after them.
+
+    Then no padding sits between a shared prefix and the rest of a row, and the prefix's KV cache
+    continues each row exactly, whatever the sliding window: a sliding layer's cache keeps the last
+    window's worth of prefix positions, which is all that the next positions can attend to. TRL's
+    collator pads on the right; rows longer than Gemma 3's 512-token window (seven tool declarations
+    are ~600 tokens) then keep the prefix saving (tested against the plain forward, window 16).
+    """
+    import torch
+
+    return bool(torch.all(attention_mask[:, 1:] <= attention_mask[:, :-1]))
+
+
 def weighted_answer_loss(model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float):
     """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
     import torch
 
-    share = attends_to_everything(model, input_ids.size(1))
+    share = right_padded(attention_mask) or attends_to_everything(model, input_ids.size(1))
     groups = prefix_groups(input_ids, labels) if share else [PrefixGroup(list(range(input_ids.size(0))), 0)]
     total = input_ids.new_zeros((), dtype=torch.float32)
     weight_sum = input_ids.new_zeros((), dtype=torch.float32)
