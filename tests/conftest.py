@@ -5,9 +5,11 @@ from pathlib import Path
 
 # pytester's in-process runs drop and re-import every module the outer session had not imported.
 # Import these once here: datasets cannot be imported twice (pyarrow extension types), trl's lazy
-# top-level module would hand out classes of a previous import, and re-imports cost seconds.
+# top-level module would hand out classes of a previous import, and re-imports cost seconds (pyplot:
+# every session's reports draw the confusion heatmap).
 import datasets  # noqa: F401
 import hypothesis  # noqa: F401
+import matplotlib.pyplot  # noqa: F401
 import pytest
 from trl import SFTConfig, SFTTrainer  # noqa: F401
 

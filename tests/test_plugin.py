@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import case_file
+import tiny
+from conftest import LESSONS, TOOLS, case_file
 
 PASSING = """\
 - prompt: What is the weather in Paris?
@@ -430,3 +431,91 @@ def test_regressions_only_needs_a_before_model(pytester, tiny_checkpoint):
     result = run(pytester, tiny_checkpoint, "--regressions-only")  # run() adds --no-baseline
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--regressions-only compares with the before model*--no-baseline*"])
+
+
+@pytest.fixture(scope="module")
+def sloppy_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
+    """The tiny checkpoint's twin taught to pick the right tools but call them wrongly: Paris's weather
+    with an argument get_weather does not declare, ACME's price with a number for the ticker string."""
+    sloppy = {
+        "What is the weather in Paris?": [("get_weather", {"city": "Paris", "units": "metric"})],
+        "How much is ACME stock?": [("get_stock_price", {"ticker": 42})],
+    }
+    lessons = [(prompt, sloppy.get(prompt, calls)) for prompt, calls in LESSONS]
+    model = tiny.build_model(tiny_tokenizer, seed=0)
+    tiny.teach(model, tiny_tokenizer, tiny.lesson_texts(lessons, TOOLS))
+    return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("sloppy-checkpoint"))
+
+
+# Paris's weather again, where the case wants stocks: a miss for the tool choice itself.
+PARIS_WRONG = """- prompt: What is the weather in Paris?
+  expect: get_stock_price
+  id: paris-wrong
+"""
+UNITS = "get_weather: undeclared argument 'units' (declared: city)"
+TICKER = "get_stock_price.ticker: expected string, got integer 42"
+
+
+def test_schema_problems_are_reported_and_fail_the_test_only_with_strict_calls(pytester, sloppy_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING + PARIS_WRONG))
+    lenient = run(pytester, sloppy_checkpoint)
+    lenient.assert_outcomes(passed=2, failed=1)  # the right tools, called wrongly, pass: the tool choice is the verdict
+    lenient.stdout.fnmatch_lines([
+        "*tool selection failed: did not call get_stock_price; called get_weather*",
+        f"*schema:     {UNITS}",  # ...and a test that fails for its tool choice lists them too
+        "*3 of 3 cases with calls called a tool in a way its schema does not allow*--strict-calls fails them*",
+    ])
+    cases = {c["id"]: c for c in json.loads((pytester.path / "reports" / "results.json").read_text())["candidate"]["cases"]}
+    assert cases["paris"]["passed"] and cases["paris"]["schema_problems"] == [UNITS]
+    assert cases["how-much-is-acme-stock"]["schema_problems"] == [TICKER]
+
+    strict = run(pytester, sloppy_checkpoint, "--strict-calls")
+    strict.assert_outcomes(failed=3)
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines([
+        "*tool selection passed, but the calls do not fit their tool's schema (--strict-calls)",
+        "*prompt:*'How much is ACME stock?'",
+        f"*schema:     {TICKER}",
+    ])
+    assert "--strict-calls fails them" not in strict.stdout.str()
+
+
+def test_strict_calls_counts_against_min_accuracy(pytester, sloppy_checkpoint):
+    pytester.makefile(".yaml", policy=case_file(PASSING))
+    result = run(pytester, sloppy_checkpoint, "--strict-calls", "--min-accuracy", "0.5", "-rx")
+    result.assert_outcomes(xfailed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*FAILED: accuracy with --strict-calls 0.0% (0/2) is below --min-accuracy 50%*",
+        f"XFAIL *::paris - invalid call, counted against min accuracy 50%: calls do not fit their tool's schema "
+        f"(--strict-calls): {UNITS}",
+    ])
+
+
+def test_reports_show_valid_and_exact_calls_and_which_tool_went_where(pytester, tiny_checkpoint, tiny_base):
+    exact = "- prompt: What is the weather in Paris?\n  id: paris-exact\n  expect: get_weather\n  args: {city: Paris}\n"
+    pytester.makefile(".yaml", policy=case_file(PASSING + MISSING + exact))
+    result = run(pytester, tiny_checkpoint, base=tiny_base)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([f"report written to {Path('reports') / 'confusion.png'}"])
+    reports = pytester.path / "reports"
+    results = json.loads((reports / "results.json").read_text())
+    candidate = results["candidate"]
+    # The taught calls are all valid, and the one case that gives its arguments gets exactly them.
+    assert candidate["valid_calls"]["valid"] == candidate["valid_calls"]["cases_with_calls"] == 4
+    assert (candidate["exact_calls"]["exact"], candidate["exact_calls"]["cases_with_expected_calls"]) == (1, 1)
+    assert candidate["policies"]["policy"]["confusion"] == {
+        "rows": ["get_weather", "get_stock_price"],
+        "columns": ["get_weather", "get_stock_price", "none", "malformed"],
+        "counts": [[2, 0, 0, 0], [1, 1, 0, 0]],  # oslo-wrong: stocks expected, weather called
+    }
+    assert set(results["baseline"]) >= {"valid_calls", "exact_calls", "policies"}
+    markdown = (reports / "accuracy.md").read_text()
+    assert "## Which tool went where" in markdown and "each cell reads before → after" in markdown
+    table = markdown.split("### policy\n\n")[1].split("\n\n")[0].splitlines()
+    assert [cell.strip() for cell in table[0].strip("|").split("|")][1:] == [
+        "get_weather", "get_stock_price", "none", "malformed",
+    ]
+    assert re.fullmatch(r"\| get_stock_price +\| \d → 1 +\| \d → 1 +\|.*", table[3])
+    assert (reports / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+

@@ -39,6 +39,19 @@ class Outcome:
     def passed(self) -> bool:
         return self.verdict.passed
 
+    def passes(self, strict_calls: bool) -> bool:
+        """The test's verdict: the tool choice, and under --strict-calls also calls that fit their schemas."""
+        return self.passed and not (strict_calls and self.verdict.schema_problems)
+
+    @property
+    def made_call(self) -> bool:
+        return bool(self.parsed.calls)
+
+    @property
+    def calls_valid(self) -> bool:
+        """Every call parsed and fits its tool's schema (meaningful for answers that made a call)."""
+        return not self.parsed.malformed and not self.verdict.schema_problems
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -145,7 +158,7 @@ def evaluate(
 
 def judged(suite: Suite, case: Case, found: Answer) -> Outcome:
     parsed = parse_output(found.output)
-    return Outcome(suite, case, found.output, parsed, judge(case, parsed), found.choice)
+    return Outcome(suite, case, found.output, parsed, judge(case, parsed, suite.tools), found.choice)
 
 
 def report_order(outcome: Outcome) -> tuple[str, int]:

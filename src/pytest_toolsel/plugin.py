@@ -24,7 +24,16 @@ from .sharding import (
 )
 from .evaluation import Outcome, RunResult, evaluate, outcome_key, report_order
 from .generation import GenerationSettings
-from .modeling import LoadedModel, ModelLoadError, is_local_target, load_model, local_directory, pick_device, read_metadata
+from .modeling import (
+    LoadedModel,
+    ModelLoadError,
+    is_local_target,
+    load_model,
+    local_directory,
+    old_format_warning,
+    pick_device,
+    read_metadata,
+)
 from .recipe import RecipeError, load_recipe, parse_override
 from .reports import terminal_summary, write_reports
 from .training import TrainingError, staleness, train
@@ -41,6 +50,7 @@ class Options:
     generation: GenerationSettings
     min_accuracy: float | None
     regressions_only: bool
+    strict_calls: bool
     confidence: bool
     fragile_margin: float
     report_dir: Path
@@ -61,6 +71,7 @@ class Options:
             ),
             min_accuracy=option.toolsel_min_accuracy,
             regressions_only=option.toolsel_regressions_only,
+            strict_calls=option.toolsel_strict_calls,
             confidence=not option.toolsel_no_confidence,
             fragile_margin=option.toolsel_fragile_margin,
             report_dir=Path(option.toolsel_report_dir),
@@ -104,6 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--regressions-only", dest="toolsel_regressions_only", action="store_true",
                     help="fail only cases the before model (--base-model) passed and the model under test misses; "
                          "other misses are xfail")
+    group.addoption("--strict-calls", dest="toolsel_strict_calls", action="store_true",
+                    help="also fail cases whose calls do not fit their tool's schema (undeclared tool or argument, "
+                         "missing required argument, wrong type or enum value); by default these are reported only")
     group.addoption("--no-confidence", dest="toolsel_no_confidence", action="store_true",
                     help="skip scoring each declared tool's probability (the tool-choice confidence)")
     group.addoption("--fragile-margin", dest="toolsel_fragile_margin", type=_fraction, default=0.3, metavar="X",
@@ -148,6 +162,8 @@ class CaseFile(pytest.File):
 
 
 class ToolSelectionMiss(Exception):
+    """A failed case: the wrong tool choice, or (under --strict-calls) calls that do not fit their schemas."""
+
     def __init__(self, outcome: Outcome, model: str):
         super().__init__(outcome.case.id)
         self.outcome = outcome
@@ -163,14 +179,15 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         state = self.config.stash[SESSION_KEY]
         outcome = state.outcome_for(self)
-        if outcome.passed:
+        if outcome.passes(state.options.strict_calls):
             return
         miss = ToolSelectionMiss(outcome, state.candidate.model)
         if state.options.regressions_only and not state.before_passed(self):
             pytest.xfail(f"not a regression: the before model {state.base_model()} missed it too: {describe_miss(miss)}")
         bar = state.accuracy_bar(self.suite)
         if bar is not None:
-            pytest.xfail(f"tool-selection miss, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
+            kind = "tool-selection miss" if outcome.verdict.reasons else "invalid call"  # the latter: --strict-calls
+            pytest.xfail(f"{kind}, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
         raise miss
 
     def repr_failure(self, excinfo, style=None):
@@ -185,7 +202,11 @@ class CaseItem(pytest.Item):
 
 
 def describe_miss(miss: ToolSelectionMiss) -> str:
-    return "; ".join(miss.outcome.verdict.reasons)
+    verdict = miss.outcome.verdict
+    if verdict.reasons:
+        return "; ".join(verdict.reasons)
+    # Only --strict-calls fails a case with the right tools.
+    return "calls do not fit their tool's schema (--strict-calls): " + "; ".join(verdict.schema_problems)
 
 
 def describe_choice(choice: ToolChoice) -> str:
@@ -196,11 +217,14 @@ def describe_choice(choice: ToolChoice) -> str:
 def format_miss(miss: ToolSelectionMiss) -> str:
     outcome = miss.outcome
     calls = [f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})" for call in outcome.parsed.calls]
+    problems = outcome.verdict.schema_problems
     lines = [
-        f"tool selection failed: {describe_miss(miss)}",
+        f"tool selection failed: {describe_miss(miss)}" if outcome.verdict.reasons
+        else "tool selection passed, but the calls do not fit their tool's schema (--strict-calls)",
         f"  prompt:     {outcome.case.prompt!r}",
         f"  expected:   {outcome.case.expect_label}",
         f"  called:     {', '.join(calls) or 'no tool'}",
+        *([f"  schema:     {'; '.join(problems)}"] if problems else []),
         f"  raw output: {outcome.output!r}",
         *([f"  tool probabilities: {describe_choice(outcome.choice)}"] if outcome.choice else []),
         f"  model:      {miss.model}",
@@ -262,7 +286,7 @@ class ToolselSession:
     def before_passed(self, item: CaseItem) -> bool:
         before = self.baseline
         outcome = before.by_key().get(outcome_key(item.suite, item.case)) if before else None
-        return outcome is not None and outcome.passed
+        return outcome is not None and outcome.passes(self.options.strict_calls)
 
     def cases_to_generate(self, item: CaseItem) -> list[tuple[Suite, Case]]:
         """All selected cases in one pass; an xdist worker only has the share it was sent."""
@@ -330,9 +354,9 @@ class ToolselSession:
         self.notes.append(f"trained {result.checkpoint} this session ({result.metadata['train_seconds']} s)")
 
     def check_staleness(self) -> None:
-        warning = staleness(self.options.model, self.suites)
-        if warning:
-            self.notes.append(warning)
+        for warning in (old_format_warning(self.options.model), staleness(self.options.model, self.suites)):
+            if warning:
+                self.notes.append(warning)
 
     def evaluate_baseline(self) -> None:
         candidate = self.candidate
@@ -366,6 +390,9 @@ class ToolselSession:
         self.report_paths = write_reports(
             options.report_dir, candidate, self.baseline, options.generation.as_dict(), options.fragile_margin
         )
+        note = self.schema_note()
+        if note:
+            self.notes.append(note)
         failed_bars = self.failed_bars()
         if failed_bars:
             self.notes.extend(failed_bars)
@@ -390,9 +417,12 @@ class ToolselSession:
         problems = []
         options = self.options
         candidate = self.candidate
-        if options.min_accuracy is not None and candidate.accuracy < options.min_accuracy:
+        strict = options.strict_calls
+        counted = " with --strict-calls" if strict else ""  # the bars count what the tests count
+        passed = sum(o.passes(strict) for o in candidate.outcomes)
+        if options.min_accuracy is not None and passed / candidate.total < options.min_accuracy:
             problems.append(
-                f"FAILED: accuracy {candidate.accuracy:.1%} ({candidate.passed}/{candidate.total}) "
+                f"FAILED: accuracy{counted} {passed / candidate.total:.1%} ({passed}/{candidate.total}) "
                 f"is below --min-accuracy {options.min_accuracy:.0%}"
             )
         by_suite: dict[str, list[Outcome]] = {}
@@ -402,13 +432,24 @@ class ToolselSession:
             suite = outcomes[0].suite
             if suite.min_accuracy is None:
                 continue
-            passed = sum(o.passed for o in outcomes)
+            passed = sum(o.passes(strict) for o in outcomes)
             if passed / len(outcomes) < suite.min_accuracy:
                 problems.append(
-                    f"FAILED: suite {suite.policy} ({suite.path}) scored {passed}/{len(outcomes)}, "
+                    f"FAILED: suite {suite.policy} ({suite.path}) scored {passed}/{len(outcomes)}{counted}, "
                     f"below its min_accuracy {suite.min_accuracy:.0%}"
                 )
         return problems
+
+    def schema_note(self) -> str | None:
+        """Schema problems that did not fail any test still deserve a line in the summary."""
+        invalid = [o for o in self.candidate.outcomes if o.verdict.schema_problems]
+        if not invalid or self.options.strict_calls:
+            return None
+        made = sum(o.made_call for o in self.candidate.outcomes)
+        return (
+            f"{len(invalid)} of {made} cases with calls called a tool in a way its schema does not allow "
+            "(listed in accuracy.md and results.json); --strict-calls fails them"
+        )
 
 
 def merged(runs: list[RunResult]) -> RunResult | None:

@@ -12,6 +12,8 @@ from typing import Callable, Iterable
 
 from tabulate import tabulate
 
+from .confusion import PNG_FILE, by_policy, shared_confusions, write_heatmap
+from .confusion import markdown_section as confusion_section
 from .evaluation import Outcome, RunResult
 from .stats import mcnemar_exact, wilson_interval
 
@@ -48,13 +50,72 @@ def compare(candidate: RunResult, baseline: RunResult) -> Comparison:
     return Comparison(tuple(fixed), tuple(regressed), tuple(failing))
 
 
-def score(outcomes: Iterable[Outcome]) -> str:
-    outcomes = list(outcomes)
-    passed, total = sum(o.passed for o in outcomes), len(outcomes)
+def _fraction(hits: int, total: int) -> str:
     if not total:
         return "-"
-    low, high = wilson_interval(passed, total)
-    return f"{passed}/{total} = {passed / total:.0%} [{low:.0%}, {high:.0%}]"
+    low, high = wilson_interval(hits, total)
+    return f"{hits}/{total} = {hits / total:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def score(outcomes: Iterable[Outcome]) -> str:
+    """Tool-selection accuracy: the verdict."""
+    outcomes = list(outcomes)
+    return _fraction(sum(o.passed for o in outcomes), len(outcomes))
+
+
+def with_calls(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """The cases whose answer made at least one call: the base of the valid-call share (a case that
+    rightly calls nothing has no call to be valid or not)."""
+    return [o for o in outcomes if o.made_call]
+
+
+def with_expected_calls(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """The cases that give every expected argument as a plain value: the base of exact-call accuracy."""
+    return [o for o in outcomes if o.verdict.exact is not None]
+
+
+def valid_score(outcomes: Iterable[Outcome]) -> str:
+    made = with_calls(outcomes)
+    return _fraction(sum(o.calls_valid for o in made), len(made))
+
+
+def exact_score(outcomes: Iterable[Outcome]) -> str:
+    given = with_expected_calls(outcomes)
+    return _fraction(sum(bool(o.verdict.exact) for o in given), len(given))
+
+
+Metric = tuple[str, Callable[[Iterable[Outcome]], str]]
+SELECTION: Metric = ("tool selection", score)
+CALL_METRICS: tuple[Metric, ...] = (SELECTION, ("valid calls", valid_score), ("exact calls", exact_score))
+
+
+def _share_record(hits: int, total: int, hit_name: str, total_name: str, share_name: str) -> dict:
+    interval = list(wilson_interval(hits, total)) if total else None
+    return {hit_name: hits, total_name: total, share_name: hits / total if total else None,
+            f"{share_name}_ci95": interval}
+
+
+def call_quality_record(outcomes: Iterable[Outcome]) -> dict:
+    """Valid-call share (over cases that made a call) and exact-call accuracy (over cases with expected calls)."""
+    outcomes = list(outcomes)
+    made, given = with_calls(outcomes), with_expected_calls(outcomes)
+    return {
+        "valid_calls": _share_record(sum(o.calls_valid for o in made), len(made), "valid", "cases_with_calls", "share"),
+        "exact_calls": _share_record(
+            sum(bool(o.verdict.exact) for o in given), len(given), "exact", "cases_with_expected_calls", "accuracy"
+        ),
+    }
+
+
+def policy_record(outcomes: list[Outcome]) -> dict:
+    passed = sum(o.passed for o in outcomes)
+    return {
+        "passed": passed,
+        "total": len(outcomes),
+        "accuracy": passed / len(outcomes),
+        **call_quality_record(outcomes),
+        "confusion": shared_confusions([outcomes])[0].as_dict(),
+    }
 
 
 def run_record(run: RunResult) -> dict:
@@ -65,6 +126,8 @@ def run_record(run: RunResult) -> dict:
         "total": run.total,
         "accuracy": run.accuracy,
         "accuracy_ci95": [low, high],
+        **call_quality_record(run.outcomes),
+        "policies": {policy: policy_record(outcomes) for policy, outcomes in sorted(by_policy(run).items())},
         "cases": [case_record(outcome) for outcome in run.outcomes],
     }
 
@@ -79,6 +142,8 @@ def case_record(outcome: Outcome) -> dict:
         "called": list(outcome.verdict.called),
         "passed": outcome.passed,
         "reasons": list(outcome.verdict.reasons),
+        "schema_problems": list(outcome.verdict.schema_problems),
+        "exact_call": outcome.verdict.exact,
         "calls": [call.as_dict() for call in outcome.parsed.calls],
         "output": outcome.output,
         "tool_probabilities": outcome.choice.probabilities if outcome.choice else None,
@@ -121,23 +186,45 @@ def _grouped(run: RunResult, group: Callable[[Outcome], str]) -> dict[str, list[
 
 
 def _table(
-    candidate: RunResult, baseline: RunResult | None, group: Callable[[Outcome], str], title: str, fmt: str
+    candidate: RunResult,
+    baseline: RunResult | None,
+    group: Callable[[Outcome], str],
+    title: str,
+    fmt: str,
+    metrics: tuple[Metric, ...] = (SELECTION,),
 ) -> str:
     after = _grouped(candidate, group)
     before = _grouped(baseline, group) if baseline else {}
-    headers = [title, "before", "after"] if baseline else [title, "accuracy"]
+    if len(metrics) == 1:
+        headers = [title, "before", "after"] if baseline else [title, "accuracy"]
+    elif baseline:
+        headers = [title, *(f"{name} {when}" for name, _ in metrics for when in ("before", "after"))]
+    else:
+        headers = [title, *(name for name, _ in metrics)]
     rows = []
     for name in sorted(after):
-        row = [name, score(before.get(name, []))] if baseline else [name]
-        rows.append(row + [score(after[name])])
+        row = [name]
+        for _, measure in metrics:
+            row += ([measure(before.get(name, []))] if baseline else []) + [measure(after[name])]
+        rows.append(row)
     return tabulate(rows, headers=headers, tablefmt=fmt)
 
 
-def overall_table(candidate: RunResult, baseline: RunResult | None, fmt: str) -> str:
-    rows = [["after", candidate.model, score(candidate.outcomes)]]
-    if baseline:
-        rows.insert(0, ["before", baseline.model, score(baseline.outcomes)])
-    return tabulate(rows, headers=["", "model", "passed = accuracy [95% CI]"], tablefmt=fmt)
+def overall_table(
+    candidate: RunResult, baseline: RunResult | None, fmt: str, metrics: tuple[Metric, ...] = (SELECTION,)
+) -> str:
+    runs = [("before", baseline), ("after", candidate)] if baseline else [("after", candidate)]
+    rows = [[when, run.model, *(measure(run.outcomes) for _, measure in metrics)] for when, run in runs]
+    headers = ["passed = accuracy [95% CI]"] if len(metrics) == 1 else [f"{name} [95% CI]" for name, _ in metrics]
+    return tabulate(rows, headers=["", "model", *headers], tablefmt=fmt)
+
+
+CALL_METRICS_LEGEND = (
+    "Tool selection is the verdict. Valid calls: of the cases whose answer made a call, those whose every "
+    "call parses and fits its tool's schema (declared tool and arguments, required arguments, JSON types, "
+    "enums). Exact calls: of the cases whose `args:` give every expected argument as a plain value, those "
+    "whose calls equal the expected calls exactly (names and arguments, in any order)."
+)
 
 
 def significance_line(candidate: RunResult, baseline: RunResult | None) -> str:
@@ -161,6 +248,11 @@ def _case_line(outcome: Outcome, before: Outcome | None) -> str:
     if before is not None:
         line += f"; before called {', '.join(before.verdict.called) or 'no tool'}"
     return line + f"; now calls {after_called}"
+
+
+def _schema_line(outcome: Outcome) -> str:
+    verdict = "selection passed" if outcome.passed else "selection failed"
+    return f"- `{outcome.case.id}` ({outcome.suite.policy}, {verdict}): {'; '.join(outcome.verdict.schema_problems)}"
 
 
 def _fragile_line(outcome: Outcome) -> str:
@@ -187,14 +279,18 @@ def _collapsed_if_long(lines: str, count: int) -> str:
     return f"<details><summary>{count} cases</summary>\n\n{lines}\n\n</details>"
 
 
-def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3) -> str:
+def markdown_report(
+    candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3, heatmap: str | None = None
+) -> str:
     sections = [
         "# Tool-selection accuracy",
-        overall_table(candidate, baseline, "github"),
+        overall_table(candidate, baseline, "github", CALL_METRICS),
         significance_line(candidate, baseline)
         + " Intervals are 95% Wilson intervals: with 20 cases a suite's accuracy is only known to about +-9 points.",
+        CALL_METRICS_LEGEND,
+        *confusion_section(candidate, baseline, heatmap),
         "## Per suite",
-        _table(candidate, baseline, lambda o: o.suite.policy, "suite", "github"),
+        _table(candidate, baseline, lambda o: o.suite.policy, "suite", "github", CALL_METRICS),
         "## Per expected tool",
         _table(candidate, baseline, lambda o: o.case.expect_label, "expected tool", "github"),
     ]
@@ -208,6 +304,9 @@ def markdown_report(candidate: RunResult, baseline: RunResult | None, fragile_ma
     for title, outcomes in lists:
         sections.append(f"## {title} ({len(outcomes)})")
         sections.append(_collapsed_if_long("\n".join(_case_line(o, before.get(o.key)) for o in outcomes), len(outcomes)))
+    invalid = [o for o in candidate.outcomes if o.verdict.schema_problems]
+    sections.append(f"## Calls that do not fit their tool's schema ({len(invalid)})")
+    sections.append(_collapsed_if_long("\n".join(_schema_line(o) for o in invalid), len(invalid)))
     if any(o.choice for o in candidate.outcomes):
         fragile = fragile_passes(candidate, fragile_margin)
         sections.append(f"## Fragile passes ({len(fragile)})")
@@ -223,10 +322,11 @@ def write_reports(
     report_dir: Path, candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3
 ) -> list[Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
+    heatmap = write_heatmap(report_dir / PNG_FILE, candidate, baseline)
     written = []
     contents = {
         RESULTS_FILE: json.dumps(results_document(candidate, baseline, settings, fragile_margin), indent=2, ensure_ascii=False) + "\n",
-        MARKDOWN_FILE: markdown_report(candidate, baseline, fragile_margin),
+        MARKDOWN_FILE: markdown_report(candidate, baseline, fragile_margin, heatmap.name if heatmap else None),
     }
     for name, text in contents.items():
         path = report_dir / name
@@ -234,4 +334,4 @@ def write_reports(
         staging.write_text(text, encoding="utf-8")
         os.replace(staging, path)  # a reader never sees half a report
         written.append(path)
-    return written
+    return written + ([heatmap] if heatmap else [])
