@@ -16,7 +16,7 @@ class RecipeError(ValueError):
 @dataclass(frozen=True)
 class Recipe:
     learning_rate: float = 1e-4
-    epochs: float = 3.0
+    epochs: float = 5.0  # see tuning/recipe.yaml for why
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     # Tokens per training row. None: the longest row plus a margin. A row longer than a set limit is

@@ -1,0 +1,84 @@
+"""Training step speed on long prompts: the prefix-shared loss vs the plain forward it replaces.
+
+One batch of 8 training rows of one policy, tokenized as training tokenizes them; the loss and its
+backward pass timed with the developer turn run once per batch (what training does: rows are
+right-padded, so the reuse is exact even where the prefix is longer than Gemma 3's 512-token
+sliding window) and with every row run in full (what training did before for rows past the window).
+Both losses are printed, and must agree. The default policy, Mobile Actions, has ~650-token prompts.
+
+    python benchmarks/train_step_speed.py                      # embedded Gemma 3 270M base
+    python benchmarks/train_step_speed.py --case-file cases/search_policy.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from pytest_toolsel import training_loss
+from pytest_toolsel.base_prep import prepare_for_function_calling
+from pytest_toolsel.casefile import load_suite
+from pytest_toolsel.embedded import EMBEDDED_ALIAS
+from pytest_toolsel.modeling import resolve
+from pytest_toolsel.training_data import tokenized_row, training_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def batch(tokenizer, rows: list[dict]):
+    """Right-padded input_ids, attention mask and labels, as TRL's collator builds them."""
+    width = max(len(row["input_ids"]) for row in rows)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([row["input_ids"] + [pad] * (width - len(row["input_ids"])) for row in rows])
+    mask = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
+    labels = torch.tensor([[t if m else -100 for t, m in zip(row["input_ids"], row["completion_mask"])]
+                           + [-100] * (width - len(row["input_ids"])) for row in rows])
+    return ids, mask, labels
+
+
+def timed_step(model, ids, mask, labels, repeats: int) -> tuple[float, float]:
+    """Best wall time of loss + backward over `repeats` tries, and the loss."""
+    best, loss = float("inf"), None
+    for _ in range(repeats):
+        model.zero_grad(set_to_none=True)
+        started = time.perf_counter()
+        loss = training_loss.weighted_answer_loss(model, ids, mask, labels, 8, 5.0)
+        loss.backward()
+        best = min(best, time.perf_counter() - started)
+    return best, loss.item()
+
+
+def main() -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
+    parser.add_argument("--case-file", type=Path, default=ROOT / "benchmarks" / "data" / "mobile_actions.yaml")
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    source = resolve(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    prepare_for_function_calling(model, tokenizer)
+    model.train()
+    records = training_records([load_suite(args.case_file)])[: args.rows]
+    ids, mask, labels = batch(tokenizer, [tokenized_row(tokenizer, record) for record in records])
+    prompt = min(training_loss.prompt_lengths(labels))
+    window = model.config.get_text_config().sliding_window
+    print(f"{args.rows} rows of {args.case_file.name}, {ids.size(1)} tokens wide, prompts from {prompt} tokens; "
+          f"sliding window {window}; torch threads {torch.get_num_threads()}")
+    shared, shared_loss = timed_step(model, ids, mask, labels, args.repeats)
+    # The rule training used before: rows past the window ran in full.
+    training_loss.right_padded = lambda attention_mask: False
+    plain, plain_loss = timed_step(model, ids, mask, labels, args.repeats)
+    print(f"loss + backward, prefix run once per batch: {shared:.1f} s (loss {shared_loss:.6f})")
+    print(f"loss + backward, every row in full:          {plain:.1f} s (loss {plain_loss:.6f})")
+    print(f"speed-up: {plain / shared:.1f}x; losses differ by {abs(plain_loss - shared_loss):.2e}")
+
+
+if __name__ == "__main__":
+    main()
