@@ -222,8 +222,9 @@ def overall_table(
 CALL_METRICS_LEGEND = (
     "Tool selection is the verdict. Valid calls: of the cases whose answer made a call, those whose every "
     "call parses and fits its tool's schema (declared tool and arguments, required arguments, JSON types, "
-    "enums). Exact calls: of the cases whose `args:` give every expected argument as a plain value, those "
-    "whose calls equal the expected calls exactly (names and arguments, in any order)."
+    "enums). Exact calls: of the cases that say exactly which calls are right (every expected argument a "
+    "plain value in `args:`, or no arguments to give, or no call expected), those whose calls equal the "
+    "expected calls exactly (names and arguments, in any order)."
 )
 
 
