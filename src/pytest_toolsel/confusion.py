@@ -9,7 +9,7 @@ two read side by side.
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -83,10 +83,7 @@ def shared_confusions(runs: Sequence[Sequence[Outcome]]) -> list[Confusion]:
 
 
 def by_policy(run: RunResult | None) -> dict[str, list[Outcome]]:
-    groups: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in run.outcomes if run else ():
-        groups[outcome.suite.policy].append(outcome)
-    return groups
+    return run.grouped(lambda outcome: outcome.suite.policy) if run else {}
 
 
 def policy_confusions(candidate: RunResult, baseline: RunResult | None) -> dict[str, tuple[Confusion | None, Confusion]]:

@@ -74,6 +74,13 @@ class RunResult:
     def by_key(self) -> dict[tuple[str, str], Outcome]:
         return {outcome.key: outcome for outcome in self.outcomes}
 
+    def grouped(self, group: Callable[[Outcome], str]) -> dict[str, list[Outcome]]:
+        """Outcomes by `group(outcome)` (a policy, an expected tool), each group in run order."""
+        groups: dict[str, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            groups.setdefault(group(outcome), []).append(outcome)
+        return groups
+
     def cases(self) -> list[tuple[Suite, Case]]:
         return [(outcome.suite, outcome.case) for outcome in self.outcomes]
 

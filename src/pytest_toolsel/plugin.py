@@ -425,10 +425,7 @@ class ToolselSession:
                 f"FAILED: accuracy{counted} {passed / candidate.total:.1%} ({passed}/{candidate.total}) "
                 f"is below --min-accuracy {options.min_accuracy:.0%}"
             )
-        by_suite: dict[str, list[Outcome]] = {}
-        for outcome in candidate.outcomes:
-            by_suite.setdefault(str(outcome.suite.path), []).append(outcome)
-        for outcomes in by_suite.values():
+        for outcomes in candidate.grouped(lambda outcome: str(outcome.suite.path)).values():
             suite = outcomes[0].suite
             if suite.min_accuracy is None:
                 continue

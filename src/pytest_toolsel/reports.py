@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,14 +73,24 @@ def with_expected_calls(outcomes: Iterable[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.verdict.exact is not None]
 
 
-def valid_score(outcomes: Iterable[Outcome]) -> str:
+def valid_counts(outcomes: Iterable[Outcome]) -> tuple[int, int]:
+    """(cases whose calls are all valid, cases that made a call)."""
     made = with_calls(outcomes)
-    return _fraction(sum(o.calls_valid for o in made), len(made))
+    return sum(o.calls_valid for o in made), len(made)
+
+
+def exact_counts(outcomes: Iterable[Outcome]) -> tuple[int, int]:
+    """(cases answered with exactly the expected calls, cases that give their expected calls)."""
+    given = with_expected_calls(outcomes)
+    return sum(bool(o.verdict.exact) for o in given), len(given)
+
+
+def valid_score(outcomes: Iterable[Outcome]) -> str:
+    return _fraction(*valid_counts(outcomes))
 
 
 def exact_score(outcomes: Iterable[Outcome]) -> str:
-    given = with_expected_calls(outcomes)
-    return _fraction(sum(bool(o.verdict.exact) for o in given), len(given))
+    return _fraction(*exact_counts(outcomes))
 
 
 Metric = tuple[str, Callable[[Iterable[Outcome]], str]]
@@ -98,12 +107,9 @@ def _share_record(hits: int, total: int, hit_name: str, total_name: str, share_n
 def call_quality_record(outcomes: Iterable[Outcome]) -> dict:
     """Valid-call share (over cases that made a call) and exact-call accuracy (over cases with expected calls)."""
     outcomes = list(outcomes)
-    made, given = with_calls(outcomes), with_expected_calls(outcomes)
     return {
-        "valid_calls": _share_record(sum(o.calls_valid for o in made), len(made), "valid", "cases_with_calls", "share"),
-        "exact_calls": _share_record(
-            sum(bool(o.verdict.exact) for o in given), len(given), "exact", "cases_with_expected_calls", "accuracy"
-        ),
+        "valid_calls": _share_record(*valid_counts(outcomes), "valid", "cases_with_calls", "share"),
+        "exact_calls": _share_record(*exact_counts(outcomes), "exact", "cases_with_expected_calls", "accuracy"),
     }
 
 
@@ -178,13 +184,6 @@ def results_document(
     return document
 
 
-def _grouped(run: RunResult, group: Callable[[Outcome], str]) -> dict[str, list[Outcome]]:
-    groups: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in run.outcomes:
-        groups[group(outcome)].append(outcome)
-    return groups
-
-
 def _table(
     candidate: RunResult,
     baseline: RunResult | None,
@@ -193,8 +192,8 @@ def _table(
     fmt: str,
     metrics: tuple[Metric, ...] = (SELECTION,),
 ) -> str:
-    after = _grouped(candidate, group)
-    before = _grouped(baseline, group) if baseline else {}
+    after = candidate.grouped(group)
+    before = baseline.grouped(group) if baseline else {}
     if len(metrics) == 1:
         headers = [title, "before", "after"] if baseline else [title, "accuracy"]
     elif baseline:
