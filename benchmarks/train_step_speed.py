@@ -56,7 +56,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
-    parser.add_argument("--case-file", type=Path, default=ROOT / "benchmarks" / "data" / "mobile_actions.yaml")
+    parser.add_argument("--case-file", type=Path, default=ROOT / "cases" / "mobile_actions.yaml")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()

@@ -574,7 +574,7 @@ def test_shipped_mobile_actions_policy_is_googles_tools_with_our_own_examples():
     import json
     from datetime import datetime
 
-    suite = load_suite(Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "mobile_actions.yaml")
+    suite = load_suite(Path(__file__).resolve().parents[1] / "cases" / "mobile_actions.yaml")
     published = json.loads(MOBILE_ACTIONS_TOOLS.read_text())
     assert suite.tool_schemas == [{"type": "function", **tool} for tool in published]
     # The developer message carries a current date and weekday, as Google's rows do.
