@@ -311,24 +311,31 @@ def test_changed_training_data_warns_that_the_checkpoint_is_stale(pytester, tiny
     assert "stale checkpoint" not in evaluated.stdout.str()
 
 
-def test_shipped_seed_suite_runs_end_to_end(pytester, tiny_checkpoint, tiny_base):
-    """The real cases/ directory, as `pytest cases/ --model DIR` runs it (on a tiny model that knows
-    nothing of this policy, so the outcome is not the point: the plumbing is)."""
-    shipped = Path(__file__).resolve().parents[1] / "cases" / "search_policy.yaml"
+def test_shipped_cases_run_end_to_end(pytester, tiny_checkpoint, tiny_base):
+    """The real cases/ directory, both policies, as `pytest cases/ --model DIR` runs it (on a tiny model
+    that knows nothing of either policy, so the outcome is not the point: the plumbing is)."""
+    shipped = sorted((Path(__file__).resolve().parents[1] / "cases").glob("*.yaml"))
+    assert [path.name for path in shipped] == ["mobile_actions.yaml", "search_policy.yaml"]
     (pytester.path / "cases").mkdir()
-    (pytester.path / "cases" / "search_policy.yaml").write_text(shipped.read_text())
+    for path in shipped:
+        (pytester.path / "cases" / path.name).write_text(path.read_text())
     result = pytester.runpytest("-p", "no:cacheprovider", "cases/", "--model", str(tiny_checkpoint),
                                 "--base-model", str(tiny_base))
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("xfailed", 0) == 20  # the file's min_accuracy: misses xfail
+    assert outcomes.get("passed", 0) + outcomes.get("xfailed", 0) == 20 + 47  # min_accuracy: misses xfail
     results = json.loads((pytester.path / "reports" / "results.json").read_text())
-    # ...and the session fails on the policy's own 90% bar, which the tiny model cannot reach.
+    # ...and the session fails on each policy's own bar, which the tiny model cannot reach.
     assert results["candidate"]["passed"] < 18
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*suite internal-vs-public-search (*search_policy.yaml) scored */20, below its min_accuracy 90%*"])
+    result.stdout.fnmatch_lines([
+        "*suite internal-vs-public-search (*search_policy.yaml) scored */20, below its min_accuracy 90%*",
+    ])
+    result.stdout.fnmatch_lines(["*suite mobile-actions (*mobile_actions.yaml) scored */47, below its min_accuracy 95%*"])
     for run in ("candidate", "baseline"):
-        assert results[run]["total"] == 20
-        assert [case["suite"] for case in results[run]["cases"]] == ["internal-vs-public-search"] * 20
+        assert results[run]["total"] == 67
+        suites = [case["suite"] for case in results[run]["cases"]]
+        assert sorted(set(suites)) == ["internal-vs-public-search", "mobile-actions"]
+        assert suites.count("mobile-actions") == 47
     markdown = (pytester.path / "reports" / "accuracy.md").read_text()
     assert "internal-vs-public-search" in markdown
     # As a PR comment: regressions come first, and a list of more than ten cases folds away.
