@@ -12,10 +12,18 @@ What users rely on, kept stable:
   in pytest_toolsel.cases.suite).
 
 Everything else is internal. The packages follow the pipeline, each importing only those before it:
-functiongemma (the format) <- cases (case sources) <- models <- inference <- verdicts <- reporting,
-with training beside the evaluation (it uses functiongemma, cases and models), and the two faces on
-top: plugin (pytest) and cli (toolsel-train). Nothing is re-exported here, so that importing the
-package stays cheap (torch and transformers are imported only where they are used).
+
+    functiongemma  the format; imports nothing of the package
+    cases          case sources -> Suite; imports functiongemma
+    models         loading, and the forward pass in pieces; imports functiongemma
+    inference      answers and tool probabilities; imports functiongemma, cases, models
+    verdicts       answers judged, runs of many cases; imports the four above
+    reporting      results.json, accuracy.md; imports verdicts and cases
+    training       beside the evaluation: the fine-tune; imports functiongemma, cases, models
+    plugin, cli    the two faces (pytest, toolsel-train) on top; nothing imports them
+
+Nothing is re-exported here, so that importing the package stays cheap (torch and transformers are
+imported only inside the functions that use them).
 """
 
 __version__ = "0.1.0"
