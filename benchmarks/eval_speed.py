@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from pytest_toolsel.casefile import load_suite
-from pytest_toolsel.chat_format import prompt_messages
-from pytest_toolsel.generation import truncate_at_stop
-from pytest_toolsel.parsing import parse_output
+from pytest_toolsel.cases.yaml_source import load_suite
+from pytest_toolsel.functiongemma.chat_format import prompt_messages
+from pytest_toolsel.functiongemma.parsing import parse_output
+from pytest_toolsel.inference.generation import truncate_at_stop
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CASES = [ROOT / "cases" / "search_policy.yaml", ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml"]
@@ -61,8 +61,8 @@ def seed_loop(model_dir: str, cases) -> tuple[float, float, list[str]]:
 
 def product_load_seconds(spec: str) -> float:
     """pytest-toolsel's own load of a model (tokenizer + weights), in this process."""
-    from pytest_toolsel.embedded import EMBEDDED_ALIAS, embedded_base_dir
-    from pytest_toolsel.modeling import load_model
+    from pytest_toolsel.models.embedded import EMBEDDED_ALIAS, embedded_base_dir
+    from pytest_toolsel.models.loading import load_model
 
     if spec == EMBEDDED_ALIAS:
         embedded_base_dir()  # converts on the very first use only; that one-time cost is not a load
@@ -74,9 +74,9 @@ def product_load_seconds(spec: str) -> float:
 def confidence_parity(model_dir: str, suites, run: dict) -> int:
     """Cases whose reported tool probabilities equal the plain way of computing them: every tool's
     call scored by teacher forcing on its own (`confidence.tool_choices`), not from the generation pass."""
-    from pytest_toolsel.confidence import tool_choices
-    from pytest_toolsel.evaluation import render_prompt
-    from pytest_toolsel.modeling import load_model
+    from pytest_toolsel.inference.answers import render_prompt
+    from pytest_toolsel.inference.confidence import tool_choices
+    from pytest_toolsel.models.loading import load_model
 
     loaded = load_model(model_dir)
     same = 0
@@ -130,7 +130,7 @@ def main() -> None:
     print(tabulate(rows, headers=["evaluation", "wall s (incl. load)", "prompts/s", "speed-up"], tablefmt="github"))
     print(f"model load in the seed loop (tokenizer + weights, transformers' Auto classes): {load_s:.1f} s")
     print(f"checkpoint load by pytest-toolsel: {product_load_seconds(args.model):.1f} s")
-    from pytest_toolsel.embedded import EMBEDDED_ALIAS
+    from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
 
     print(f"embedded base load by pytest-toolsel after its one-time conversion: {product_load_seconds(EMBEDDED_ALIAS):.1f} s")
 

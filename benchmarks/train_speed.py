@@ -6,7 +6,7 @@ files), on this machine, one after the other, and are then scored on the same he
 
 - seed recipe: TRL's SFTTrainer with the tutorial's SFTConfig (8 epochs, batch 4, learning rate
   5e-5 constant, fused AdamW, max length 512, bf16 where CUDA supports it) and TRL's own loss;
-- default recipe: `pytest_toolsel.training.train` with tuning/recipe.yaml, i.e. what
+- default recipe: `pytest_toolsel.training.trainer.train` with tuning/recipe.yaml, i.e. what
   `pytest cases/` and `toolsel-train` run.
 
 Both start from the same prepared base (control tokens added the same way), since the tutorial's
@@ -28,15 +28,15 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from pytest_toolsel.base_prep import prepare_for_function_calling
-from pytest_toolsel.casefile import load_suite
-from pytest_toolsel.embedded import EMBEDDED_ALIAS
-from pytest_toolsel.evaluation import evaluate
-from pytest_toolsel.generation import GenerationSettings
-from pytest_toolsel.modeling import load_model, pick_device, resolve
-from pytest_toolsel.recipe import load_recipe
-from pytest_toolsel.training import train
-from pytest_toolsel.training_data import split, tokenized_row, training_records
+from pytest_toolsel.cases.yaml_source import load_suite
+from pytest_toolsel.functiongemma.base_prep import prepare_for_function_calling
+from pytest_toolsel.inference.generation import GenerationSettings
+from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
+from pytest_toolsel.models.loading import load_model, pick_device, resolve
+from pytest_toolsel.training.data import split, tokenized_row, training_records
+from pytest_toolsel.training.recipe import load_recipe
+from pytest_toolsel.training.trainer import train
+from pytest_toolsel.verdicts.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILES = sorted((ROOT / "cases").glob("*.yaml"))  # every shipped policy, as `pytest cases/` trains them

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from pytest_toolsel import training_loss
-from pytest_toolsel.base_prep import prepare_for_function_calling
-from pytest_toolsel.casefile import load_suite
-from pytest_toolsel.embedded import EMBEDDED_ALIAS
-from pytest_toolsel.modeling import resolve
-from pytest_toolsel.training_data import tokenized_row, training_records
+from pytest_toolsel.cases.yaml_source import load_suite
+from pytest_toolsel.functiongemma.base_prep import prepare_for_function_calling
+from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
+from pytest_toolsel.models.loading import resolve
+from pytest_toolsel.training import loss as training_loss
+from pytest_toolsel.training.data import tokenized_row, training_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from trl import SFTConfig, SFTTrainer  # noqa: F401
 
 import tiny
-from pytest_toolsel.chat_format import as_function_tool, prompt_messages, render
+from pytest_toolsel.functiongemma.chat_format import as_function_tool, prompt_messages, render
 
 pytest_plugins = ["pytester"]
 
@@ -40,6 +41,18 @@ LESSONS: list[tiny.Lesson] = [
     ("Weather in Rome and the price of ACME?", [("get_weather", {"city": "Rome"}), ("get_stock_price", {"ticker": "ACME"})]),
     ("Tell me a joke.", []),
 ]
+# Prompts to generate: the taught ones and a few the tiny model never saw, of very different lengths.
+PROMPTS = [prompt for prompt, _ in LESSONS] + [
+    "weather?",
+    "Could you please look up what the weather will be like in Paris and in Oslo over the next few days?",
+    "ACME",
+    "What is the price of a GLOBEX share today, and is it raining in Rome?",
+]
+
+# Conversations rendered by the real FunctionGemma chat template (see functiongemma/test_chat_format.py).
+GOLDENS = [json.loads(line) for line in (Path(__file__).parent / "data" / "format-goldens.jsonl").read_text().splitlines()]
+# The vocabulary of a tiny plain base (laid out like Gemma 3: placeholders, no control tokens).
+CORPUS = [golden["expected"].replace("<escape>", " ") for golden in GOLDENS] + ["start function call end declaration"] * 3
 
 TOOLS_YAML = """\
 tools:
@@ -94,7 +107,7 @@ def loaded_either_window(request, tiny_checkpoint, wide_window_checkpoint):
     not shared), then its wide-window twin (so it is): each code path once."""
     import torch
 
-    from pytest_toolsel.modeling import load_model
+    from pytest_toolsel.models.loading import load_model
 
     checkpoint = tiny_checkpoint if request.param == "window-64" else wide_window_checkpoint
     return load_model(str(checkpoint), torch.device("cpu"))

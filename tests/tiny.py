@@ -15,7 +15,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-from pytest_toolsel.chat_format import (
+from pytest_toolsel.functiongemma.chat_format import (
     CONTROL_TOKENS,
     END_OF_TURN,
     START_OF_TURN,

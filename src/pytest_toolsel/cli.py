@@ -9,13 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .casefile import CaseFileError, load_suite, looks_like_case_file
-from .embedded import EMBEDDED_ALIAS
-from .recipe import RecipeError, load_recipe, parse_override
-from .training import TrainingError, train
-
-DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
-
+from .cases.suite import CaseFileError
+from .cases.yaml_source import load_suite, looks_like_case_file
+from .models.embedded import EMBEDDED_ALIAS
+from .training.recipe import DEFAULT_RECIPE, RecipeError, default_recipe_path, load_recipe, parse_override
+from .training.trainer import TrainingError, train
 
 def case_files(paths: list[str]) -> list[Path]:
     found: list[Path] = []
@@ -28,11 +26,6 @@ def case_files(paths: list[str]) -> list[Path]:
         else:
             raise CaseFileError(path, "no such file or directory")
     return found
-
-
-def default_recipe_path(root: Path = Path(".")) -> Path | None:
-    path = root / DEFAULT_RECIPE
-    return path if path.is_file() else None
 
 
 def parser() -> argparse.ArgumentParser:

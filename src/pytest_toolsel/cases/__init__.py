@@ -1,0 +1,14 @@
+"""Case sources: the case files a policy is written in, read into a `Suite` and validated.
+
+    suite.py        what a case file declares (Suite, Tool, TrainExample, Case, ArgCheck) and CaseFileError
+    yaml_source.py  a YAML case file: load_suite, looks_like_case_file, the top level of the document
+    reader.py       what the readers of its parts share (errors with lines, unknown keys)
+    tools.py        `tools:` and their JSON schemas
+    examples.py     `train:` examples
+    heldout.py      held-out `cases:` and their argument checks
+    leakage.py      the guard against a held-out prompt that is also a training prompt
+
+The first stage of the pipeline, and one reads its files without reading the rest: it imports only
+`functiongemma` (the tool-declaration form a schema is rendered in), never inference, models,
+training, reporting or the pytest plugin.
+"""

@@ -1,0 +1,171 @@
+"""Batched greedy generation with the FunctionGemma stop sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..functiongemma.chat_format import STOP_STRINGS
+from ..models.loading import LoadedModel
+from ..models.prefix import attends_to_everything, cache_argument, prefix_cache, repeated_cache, shared_prefix_length
+from . import decoding, scoring
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    batch_size: int = 128
+    max_new_tokens: int = 64
+    reuse_prefix: bool = True  # run the shared prompt prefix once per call (see `generate`)
+
+    def as_dict(self) -> dict:
+        return {"batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens, "do_sample": False}
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Ids that end an answer: the stop sequences where they are single tokens, plus EOS."""
+    ids = []
+    for text in STOP_STRINGS:
+        encoded = tokenizer.encode(text, add_special_tokens=False)
+        if len(encoded) == 1:
+            ids.append(encoded[0])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return sorted(set(ids))
+
+
+def truncate_at_stop(text: str) -> str:
+    """Cut after the first stop sequence (kept, so the raw output shows why generation ended)."""
+    cut = len(text)
+    for stop in STOP_STRINGS:
+        at = text.find(stop)
+        if at >= 0:
+            cut = min(cut, at + len(stop))
+    return text[:cut]
+
+
+def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+    """Greedy answers to fully rendered prompts, in the prompts' order.
+
+    The prompts of one policy share a long prefix (the developer turn that declares every tool) and
+    differ in a short user turn. The prefix is run through the model once; each batch starts from
+    a copy of its KV cache and computes only the user turns, padded between prefix and user turn.
+    Batches go longest first, so that little is padding. Where a sliding window is shorter than the
+    sequences, the prefix is not shared and prompts are plainly left-padded (see
+    `attends_to_everything`).
+    """
+    return [answer for answer, _ in _run(loaded, prompts, settings, None)]
+
+
+def can_score_continuations(loaded: LoadedModel) -> bool:
+    return decoding.supports(loaded.model)
+
+
+def generate_scored(
+    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]]
+) -> tuple[list[str], list[list[float]]]:
+    """`generate`, plus for each prompt the scores of token `continuations` of it (see
+    `scoring.continuation_scores`), computed from the same pass over the prompt."""
+    if not can_score_continuations(loaded):
+        raise ValueError(f"{loaded.name}: continuation scores need the built-in decoding loop")
+    results = _run(loaded, prompts, settings, continuations)
+    return [answer for answer, _ in results], [scores for _, scores in results]
+
+
+def _run(loaded, prompts, settings, continuations) -> list[tuple[str, list[float] | None]]:
+    tokenizer = loaded.tokenizer
+    encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
+    if shared and not attends_to_everything(loaded.model, max(map(len, encoded)) + settings.max_new_tokens):
+        shared = 0
+    prefix = encoded[0][:shared] if shared else []
+    shared_cache = None
+    if prefix:
+        import torch
+
+        with torch.inference_mode():
+            shared_cache = prefix_cache(loaded.model.base_model, torch.tensor([prefix], device=loaded.device))
+    stops = stop_token_ids(tokenizer)
+    config = _generation_config(tokenizer, settings, stops)
+    suffixes = [ids[shared:] for ids in encoded]
+    order = sorted(range(len(prompts)), key=lambda i: -len(suffixes[i]))
+    results: list = [None] * len(prompts)
+    for begin in range(0, len(order), settings.batch_size):
+        batch = order[begin : begin + settings.batch_size]
+        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config, continuations)
+        for (tokens, scores), index in zip(done, batch):
+            results[index] = (decode_answer(tokenizer, tokens, stops), scores)
+    return results
+
+
+def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=False,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id,
+        # Stop sequences that this tokenizer splits into several pieces are matched as strings.
+        stop_strings=[s for s in STOP_STRINGS if len(tokenizer.encode(s, add_special_tokens=False)) > 1] or None,
+    )
+
+
+def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, continuations):
+    """(new tokens, continuation scores) per suffix; a CUDA out-of-memory error splits the batch in two
+    and retries."""
+    import torch
+
+    try:
+        return _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations)
+    except torch.cuda.OutOfMemoryError:
+        if len(suffixes) == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = len(suffixes) // 2
+        return _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[:half], config, continuations) + (
+            _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[half:], config, continuations)
+        )
+
+
+def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations):
+    import torch
+
+    if not decoding.supports(loaded.model):
+        return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config)]
+    stop = decoding.StopRule(frozenset(config.eos_token_id), tuple(config.stop_strings or ()))
+    model, tokenizer = loaded.model, loaded.tokenizer
+    with torch.inference_mode():
+        rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
+        if not continuations:
+            return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop)]
+        return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations)))
+
+
+def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
+    """`model.generate` on the batch: for models whose greedy decoding `decoding.greedy` cannot mirror."""
+    import torch
+
+    width = max(len(suffix) for suffix in suffixes)
+    pad = loaded.tokenizer.pad_token_id
+    ids = [prefix + [pad] * (width - len(suffix)) + suffix for suffix in suffixes]
+    mask = [[1] * len(prefix) + [0] * (width - len(suffix)) + [1] * len(suffix) for suffix in suffixes]
+    inputs = {
+        "input_ids": torch.tensor(ids, device=loaded.device),
+        "attention_mask": torch.tensor(mask, device=loaded.device),
+    }
+    if shared_cache is not None:
+        inputs[cache_argument(loaded.model)] = repeated_cache(shared_cache, len(suffixes))
+    with torch.inference_mode():
+        output = loaded.model.generate(**inputs, generation_config=config, tokenizer=loaded.tokenizer)
+    return output[:, len(ids[0]) :].tolist()
+
+
+def decode_answer(tokenizer, token_ids: list[int], stops: list[int]) -> str:
+    for position, token in enumerate(token_ids):
+        if token in stops:
+            token_ids = token_ids[: position + 1]
+            break
+    text = tokenizer.decode(token_ids, skip_special_tokens=False)
+    if tokenizer.eos_token:
+        text = text.removesuffix(tokenizer.eos_token)
+    return truncate_at_stop(text)

@@ -1,0 +1,41 @@
+"""The pytest face of pytest-toolsel: this package is the `pytest11` entry point (`pytest_toolsel.plugin`).
+
+    hooks.py       the hooks, in the order pytest calls them: configure, collect, run, report
+    options.py     the command-line options
+    items.py       CaseFile and CaseItem: what pytest collects from a case file, and how a miss reads
+    session.py     the session's state, one part per phase:
+    checkpoint.py    run: train the model under test when it is missing, or say that it is stale
+    runs.py          run: the candidate's and the baseline's answers and verdicts
+    report.py        report: the reports written, the workers' answers merged, the session's bars
+    xdist.py       pytest-xdist: a share of the cases per worker, the answers sent back
+
+The top of the pipeline: it may import every other package, and none of them imports it. Only the
+hooks and the `toolsel_session` fixture are re-exported here, since pytest looks for them on the
+module it registers.
+"""
+
+from .hooks import (
+    pytest_addoption,
+    pytest_collect_file,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtestloop,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+    pytest_xdist_make_scheduler,
+    toolsel_session,
+)
+
+__all__ = [
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_runtestloop",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_testnodedown",
+    "pytest_xdist_make_scheduler",
+    "toolsel_session",
+]

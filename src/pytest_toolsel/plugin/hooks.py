@@ -1,0 +1,138 @@
+"""pytest hooks: case files become tests, one evaluation per session, reports at the end.
+
+In the order pytest calls them, as in pytest's example of tests in YAML files: configure, collect
+(`CaseFile`, `CaseItem` in items.py, and the leakage guard), run (training before the first
+verdict; each `CaseItem.runtest` reads its outcome), report (the reports and the terminal summary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..cases.leakage import leak_message, training_prompts
+from ..cases.suite import CaseFileError, normalise_prompt
+from ..cases.yaml_source import looks_like_case_file
+from ..models.loading import ModelLoadError
+from ..reporting.reports import terminal_summary
+from ..training.recipe import RecipeError
+from ..training.trainer import TrainingError
+from .items import SESSION_KEY, CaseFile, CaseItem
+from .options import add_options
+from .session import ToolselSession
+from .xdist import WORKER_OUTPUT_KEY, is_worker, make_share_scheduler
+
+# configure ---------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.toolsel_regressions_only and config.option.toolsel_no_baseline:
+        raise pytest.UsageError("--regressions-only compares with the before model; it cannot be used with --no-baseline")
+    config.stash[SESSION_KEY] = ToolselSession(config)
+    config.addinivalue_line("markers", "toolsel: a tool-selection case collected from a case file")
+
+
+# collect -----------------------------------------------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if looks_like_case_file(file_path):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Leakage guard: a held-out prompt that is also a training prompt is a collection error."""
+    state = config.stash[SESSION_KEY]
+    trained = training_prompts(state.suites)
+    leaked = {}
+    for item in items:
+        if isinstance(item, CaseItem) and normalise_prompt(item.case.prompt) in trained:
+            leaked[item] = trained[normalise_prompt(item.case.prompt)]
+    if not leaked:
+        return
+    by_file: dict[pytest.Collector, list[str]] = {}
+    for item, source in leaked.items():
+        by_file.setdefault(item.parent, []).append(leak_message(item.suite, item.case, source))
+    for collector, messages in by_file.items():
+        report = pytest.CollectReport(collector.nodeid, "failed", "\n".join(messages), [])
+        config.hook.pytest_collectreport(report=report)
+    items[:] = [item for item in items if item not in leaked]
+
+
+# run ---------------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Train the checkpoint when it is missing (or --retrain), before the first verdict."""
+    config = session.config
+    state = config.stash[SESSION_KEY]
+    if config.option.collectonly or not any(isinstance(item, CaseItem) for item in session.items):
+        return
+    if is_worker(config):  # training needs the whole collection, which only a plain session has
+        state.checkpoint.check_staleness()
+        return
+    if state.checkpoint.needs_training():
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        try:
+            with capture.global_and_fixture_disabled():
+                state.checkpoint.train(terminal)
+        except (RecipeError, TrainingError, ModelLoadError, CaseFileError) as problem:
+            raise pytest.UsageError(f"pytest-toolsel could not train {state.options.model}: {problem}") from None
+    else:
+        state.checkpoint.check_staleness()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") == "load":  # what `-n N` uses unless --dist says otherwise
+        return make_share_scheduler(config, log)
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    payload = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if payload is not None:
+        node.config.stash[SESSION_KEY].report.worker_payloads.append(payload)
+
+
+# report ------------------------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.report.finish(session)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None or state.candidate is None:
+        return
+    terminalreporter.section("pytest-toolsel: tool-selection accuracy")
+    terminalreporter.write_line(terminal_summary(state.candidate, state.baseline))
+    for run in (state.candidate, state.baseline):
+        if run is not None and run.reused:
+            terminalreporter.write_line(
+                f"{run.reused}/{run.total} answers of {run.model} reused from pytest's cache "
+                "(same model files, cases and settings; --cache-clear for a cold run)"
+            )
+    for note in state.notes:
+        terminalreporter.write_line(note, red=note.startswith("FAILED"), yellow=not note.startswith("FAILED"))
+    for path in state.report.report_paths:
+        terminalreporter.write_line(f"report written to {path}")
+
+
+@pytest.fixture(scope="session")
+def toolsel_session(request: pytest.FixtureRequest) -> ToolselSession:
+    """The session's pytest-toolsel state: suites collected, candidate and baseline runs."""
+    return request.config.stash[SESSION_KEY]

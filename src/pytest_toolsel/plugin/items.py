@@ -1,0 +1,109 @@
+"""What pytest collects from a case file, as in pytest's own example of tests in YAML files: the file
+(`CaseFile.collect`), its cases (`CaseItem.runtest`) and how a miss reads (`repr_failure`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..cases.suite import Case, CaseFileError, Suite
+from ..cases.yaml_source import load_suite
+from ..inference.confidence import ToolChoice
+from ..models.loading import ModelLoadError
+from ..verdicts.evaluation import Outcome
+
+if TYPE_CHECKING:
+    from .session import ToolselSession
+
+# Where the items find the session's state (set by pytest_configure).
+SESSION_KEY: pytest.StashKey[ToolselSession] = pytest.StashKey()
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        display = Path(self.nodeid.split("::")[0])
+        try:
+            suite = load_suite(self.path, display=display)
+        except CaseFileError as problem:
+            raise self.CollectError(str(problem)) from None
+        self.config.stash[SESSION_KEY].suites.append(suite)
+        for case in suite.cases:
+            item = CaseItem.from_parent(self, name=case.id, suite=suite, case=case)
+            item.add_marker(pytest.mark.toolsel)
+            if case.xfail:
+                item.add_marker(pytest.mark.xfail(reason=case.xfail))
+            yield item
+
+
+class ToolSelectionMiss(Exception):
+    """A failed case: the wrong tool choice, or (under --strict-calls) calls that do not fit their schemas."""
+
+    def __init__(self, outcome: Outcome, model: str):
+        super().__init__(outcome.case.id)
+        self.outcome = outcome
+        self.model = model
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, suite: Suite, case: Case, **kwargs):
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.case = case
+
+    def runtest(self) -> None:
+        state = self.config.stash[SESSION_KEY]
+        outcome = state.runs.outcome_for(self)
+        if outcome.passes(state.options.strict_calls):
+            return
+        miss = ToolSelectionMiss(outcome, state.candidate.model)
+        if state.options.regressions_only and not state.runs.before_passed(self):
+            pytest.xfail(f"not a regression: the before model {state.runs.base_model()} missed it too: {describe_miss(miss)}")
+        bar = state.accuracy_bar(self.suite)
+        if bar is not None:
+            kind = "tool-selection miss" if outcome.verdict.reasons else "invalid call"  # the latter: --strict-calls
+            pytest.xfail(f"{kind}, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
+        raise miss
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ToolSelectionMiss):
+            return format_miss(excinfo.value)
+        if isinstance(excinfo.value, ModelLoadError):
+            return f"pytest-toolsel could not load a model: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, (self.case.line or 1) - 1, f"{self.suite.policy}: {self.case.id}"
+
+
+def describe_miss(miss: ToolSelectionMiss) -> str:
+    verdict = miss.outcome.verdict
+    if verdict.reasons:
+        return "; ".join(verdict.reasons)
+    # Only --strict-calls fails a case with the right tools.
+    return "calls do not fit their tool's schema (--strict-calls): " + "; ".join(verdict.schema_problems)
+
+
+def describe_choice(choice: ToolChoice) -> str:
+    ranked = sorted(choice.probabilities.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {probability:.2f}" for name, probability in ranked)
+
+
+def format_miss(miss: ToolSelectionMiss) -> str:
+    outcome = miss.outcome
+    calls = [f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})" for call in outcome.parsed.calls]
+    problems = outcome.verdict.schema_problems
+    lines = [
+        f"tool selection failed: {describe_miss(miss)}" if outcome.verdict.reasons
+        else "tool selection passed, but the calls do not fit their tool's schema (--strict-calls)",
+        f"  prompt:     {outcome.case.prompt!r}",
+        f"  expected:   {outcome.case.expect_label}",
+        f"  called:     {', '.join(calls) or 'no tool'}",
+        *([f"  schema:     {'; '.join(problems)}"] if problems else []),
+        f"  raw output: {outcome.output!r}",
+        *([f"  tool probabilities: {describe_choice(outcome.choice)}"] if outcome.choice else []),
+        f"  model:      {miss.model}",
+    ]
+    return "\n".join(lines)

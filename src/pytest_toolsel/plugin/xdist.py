@@ -1,0 +1,110 @@
+"""pytest-xdist: each worker generates its own share of the cases in one batched pass, on its own GPU
+when there are several, and the controller merges the workers' answers into one report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from ..cases.suite import Suite
+from ..cases.yaml_source import load_suite
+from ..inference.results_cache import Answer
+from ..verdicts.evaluation import RunResult, judged, report_order
+
+WORKER_OUTPUT_KEY = "pytest_toolsel"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def worker_index(config: pytest.Config) -> int | None:
+    """0 for gw0, 1 for gw1, ...; None outside xdist workers."""
+    if not is_worker(config):
+        return None
+    return int(config.workerinput["workerid"].removeprefix("gw"))
+
+
+def worker_device(config: pytest.Config) -> str | None:
+    """`cuda:<worker index>` (modulo the GPU count) for an xdist worker on a multi-GPU machine."""
+    import torch
+
+    index = worker_index(config)
+    if index is None or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return None
+    return f"cuda:{index % torch.cuda.device_count()}"
+
+
+def queued_items(session: pytest.Session) -> list[pytest.Item]:
+    """The items the controller has already sent to this worker and it has not started yet."""
+    for plugin in session.config.pluginmanager.get_plugins():
+        if type(plugin).__name__ == "WorkerInteractor" and hasattr(plugin, "torun"):
+            with plugin.torun.lock() as queue:
+                indices = [index for index in queue if isinstance(index, int)]
+            upcoming = getattr(plugin, "nextitem_index", None)
+            if isinstance(upcoming, int):
+                indices.insert(0, upcoming)
+            return [session.items[index] for index in indices]
+    return []
+
+
+def make_share_scheduler(config: pytest.Config, log):
+    """xdist's `load` scheduling, but every worker gets one contiguous share of the items at once.
+
+    A worker that knows its whole share generates it in one batched pass; xdist's default hands
+    out small chunks, which would mean many small generation passes.
+    """
+    from xdist.scheduler import LoadScheduling
+
+    class ShareScheduling(LoadScheduling):
+        def schedule(self) -> None:
+            assert self.collection_is_completed
+            if self.collection is not None:
+                for node in self.nodes:
+                    self.check_schedule(node)
+                return
+            if not self._check_nodes_have_same_collection():
+                self.log("**Different tests collected, aborting run**")
+                return
+            self.collection = next(iter(self.node2collection.values()))
+            self.pending[:] = range(len(self.collection))
+            share = math.ceil(len(self.pending) / len(self.nodes)) if self.pending else 0
+            for node in self.nodes:
+                self._send_tests(node, share)
+            for node in self.nodes:
+                node.shutdown()
+
+    return ShareScheduling(config, log)
+
+
+def run_payload(run: RunResult) -> dict:
+    """What a worker sends back for one run: the model and each case's answer."""
+    return {
+        "model": run.model,
+        "reused": run.reused,
+        "answers": [
+            {"file": str(o.suite.path), "id": o.case.id, **Answer(o.output, o.choice).as_json()} for o in run.outcomes
+        ],
+    }
+
+
+def merge_runs(payloads: list[dict], rootpath: Path) -> RunResult | None:
+    """The workers' runs of one model as one RunResult, the suites re-read from their case files."""
+    if not payloads:
+        return None
+    suites: dict[str, Suite] = {}
+    outcomes = []
+    for payload in payloads:
+        for entry in payload["answers"]:
+            display = entry["file"]
+            if display not in suites:
+                suites[display] = load_suite(rootpath / display, display=Path(display))
+            case = next(case for case in suites[display].cases if case.id == entry["id"])
+            outcomes.append(judged(suites[display], case, Answer.from_json(entry)))
+    return RunResult(
+        model=payloads[0]["model"],
+        outcomes=tuple(sorted(outcomes, key=report_order)),
+        reused=sum(payload["reused"] for payload in payloads),
+    )

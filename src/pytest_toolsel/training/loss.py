@@ -1,0 +1,101 @@
+"""The fine-tuning loss, computed only where it is needed.
+
+Every training row of a policy starts with the same developer turn (the ~200 tokens that declare
+the tools); only the user turn and the answer differ, and only answer tokens carry a loss. A plain
+forward pass repeats the prefix for every row and projects every position through the 262k-entry
+output layer. Here the prefix of each group of rows that share one goes through the model once,
+its KV cache is repeated for the rows (autograd adds up the gradients of the copies, so the loss
+and gradients equal the plain forward's), and only the answer positions are projected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models.logits import IGNORED, answer_log_probs
+from ..models.prefix import attends_to_everything, common_prefix_length
+
+MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
+
+
+def answer_head_weights(labels, head_tokens: int, weight: float):
+    """Per-position loss weights for next-token labels (already shifted): `weight` on each answer's
+    first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored."""
+    import torch
+
+    answer = labels != IGNORED
+    rank = torch.cumsum(answer.long(), dim=1)  # 1 for the first answer token, 2 for the next, ...
+    weights = torch.where(rank <= head_tokens, torch.full_like(labels, 0, dtype=torch.float32) + weight, 1.0)
+    return weights * answer
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    rows: list[int]
+    prefix_length: int  # tokens run once for the whole group
+
+
+def prompt_lengths(labels) -> list[int]:
+    """Tokens before each row's first answer token (the whole row when it has none)."""
+    answer = labels != IGNORED
+    first = answer.int().argmax(dim=1)
+    return [int(f) if a else labels.size(1) for f, a in zip(first, answer.any(dim=1))]
+
+
+def prefix_groups(input_ids, labels) -> list[PrefixGroup]:
+    """Rows grouped by a shared prompt prefix.
+
+    A row joins the first group whose first row shares a real stretch of its prompt with it (rows of
+    one policy share the whole developer turn; rows of different policies a few tokens at most). The
+    prefix stops one token before the earliest answer so that its positions predict no answer token.
+    """
+    lengths = prompt_lengths(labels)
+    rows = input_ids.tolist()
+    members: list[list[int]] = []
+    shared: list[int] = []
+    for row, ids in enumerate(rows):
+        for index, group in enumerate(members):
+            first = group[0]
+            limit = min(lengths[first], lengths[row]) - 1
+            common = common_prefix_length([rows[first], ids], limit)
+            if common >= max(1, min(MIN_SHARED, lengths[row] // 2)):
+                group.append(row)
+                shared[index] = min(shared[index], common)
+                break
+        else:
+            members.append([row])
+            shared.append(max(lengths[row] - 1, 0))
+    return [PrefixGroup(group, length if len(group) > 1 else 0) for group, length in zip(members, shared)]
+
+
+def right_padded(attention_mask) -> bool:
+    """Whether every row's real tokens come first and padding only after them.
+
+    Then no padding sits between a shared prefix and the rest of a row, and the prefix's KV cache
+    continues each row exactly, whatever the sliding window: a sliding layer's cache keeps the last
+    window's worth of prefix positions, which is all that the next positions can attend to. TRL's
+    collator pads on the right; rows longer than Gemma 3's 512-token window (seven tool declarations
+    are ~600 tokens) then keep the prefix saving (tested against the plain forward, window 16).
+    """
+    import torch
+
+    return bool(torch.all(attention_mask[:, 1:] <= attention_mask[:, :-1]))
+
+
+def weighted_answer_loss(model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float):
+    """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
+    import torch
+
+    share = right_padded(attention_mask) or attends_to_everything(model, input_ids.size(1))
+    groups = prefix_groups(input_ids, labels) if share else [PrefixGroup(list(range(input_ids.size(0))), 0)]
+    total = input_ids.new_zeros((), dtype=torch.float32)
+    weight_sum = input_ids.new_zeros((), dtype=torch.float32)
+    for group in groups:
+        index = torch.tensor(group.rows, device=input_ids.device)
+        log_probs, targets = answer_log_probs(
+            model, input_ids[index], attention_mask[index], labels[index], group.prefix_length
+        )
+        weights = answer_head_weights(targets, head_tokens, head_weight)
+        total = total + (log_probs * weights[targets != IGNORED]).sum()
+        weight_sum = weight_sum + weights.sum()
+    return -total / weight_sum.clamp(min=1)

@@ -1,0 +1,103 @@
+"""Training recipes: the few numbers that decide a fine-tune, read from YAML (tuning/*.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
+
+
+class RecipeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    learning_rate: float = 1e-4
+    epochs: float = 5.0  # see tuning/recipe.yaml for why
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    # Tokens per training row. None: the longest row plus a margin. A row longer than a set limit is
+    # an error, never cut (cutting a row from the end drops its answer, so it teaches nothing).
+    max_length: int | None = None
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    neftune_noise_alpha: float | None = None
+    # "words": each new control token starts as the mean embedding of its words ("start function
+    # call"); "mean": the mean of all embeddings. Only used when the base lacks the tokens.
+    token_init: str = "words"
+    # The tool choice is one or two tokens among the ~25 of an answer, most of them query text; these
+    # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
+    tool_name_weight: float = 5.0
+    tool_name_tokens: int = 8
+    eval_fraction: float = 0.1
+    seed: int = 42
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "Recipe":
+        return replace(self, **_checked(overrides, source))
+
+
+def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
+    types = {f.name: f.type for f in fields(Recipe)}
+    checked = {}
+    for key, value in values.items():
+        if key not in types:
+            raise RecipeError(f"{source}: unknown recipe key '{key}' (known: {', '.join(types)})")
+        default = getattr(Recipe(), key)
+        if isinstance(default, bool) or default is None or isinstance(default, str):
+            checked[key] = value
+        elif isinstance(default, int) and not isinstance(value, bool) and float(value) == int(value):
+            checked[key] = int(value)
+        elif isinstance(default, float) and not isinstance(value, bool):
+            try:
+                checked[key] = float(value)
+            except (TypeError, ValueError):
+                raise RecipeError(f"{source}: recipe key '{key}' must be a number, got {value!r}") from None
+        else:
+            raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
+    if "max_length" in checked:
+        checked["max_length"] = _max_length(checked["max_length"], source)
+    if checked.get("token_init", "words") not in ("words", "mean"):
+        raise RecipeError(f"{source}: token_init must be 'words' or 'mean'")
+    return checked
+
+
+def _max_length(value: Any, source: str) -> int | None:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if value is None or (whole and not isinstance(value, bool) and value > 0):
+        return None if value is None else int(value)
+    raise RecipeError(f"{source}: recipe key 'max_length' must be a number of tokens or null, got {value!r}")
+
+
+def default_recipe_path(root: Path = Path(".")) -> Path | None:
+    path = root / DEFAULT_RECIPE
+    return path if path.is_file() else None
+
+
+def load_recipe(path: Path | None, overrides: dict[str, Any] | None = None) -> Recipe:
+    recipe = Recipe()
+    if path is not None:
+        try:
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as problem:
+            raise RecipeError(f"{path}: cannot read recipe ({problem})") from None
+        if not isinstance(document, dict):
+            raise RecipeError(f"{path}: a recipe must be a mapping of setting: value")
+        recipe = recipe.with_overrides(document, str(path))
+    return recipe.with_overrides(overrides or {}, "command line")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line, the value read as YAML (so 1e-4, 3, true, null work)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"recipe override {text!r} must look like key=value")
+    return key.strip(), yaml.safe_load(value)

@@ -1,0 +1,120 @@
+"""Case -> prompt -> generation -> parsed calls -> verdict, for one model over many cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..cases.suite import Case, Suite
+from ..functiongemma.parsing import ParsedOutput, parse_output
+from ..inference.answers import answer
+from ..inference.confidence import ToolChoice
+from ..inference.generation import GenerationSettings
+from ..inference.results_cache import Answer, AnswerCache
+from ..models.loading import LoadedModel
+from .judge import Verdict, judge
+
+
+@dataclass(frozen=True)
+class Outcome:
+    suite: Suite
+    case: Case
+    output: str
+    parsed: ParsedOutput
+    verdict: Verdict
+    choice: ToolChoice | None = None  # the model's probabilities over the declared tools
+
+    @property
+    def margin(self) -> float | None:
+        return self.choice.margin(self.case.expect) if self.choice else None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return outcome_key(self.suite, self.case)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    def passes(self, strict_calls: bool) -> bool:
+        """The test's verdict: the tool choice, and under --strict-calls also calls that fit their schemas."""
+        return self.passed and not (strict_calls and self.verdict.schema_problems)
+
+    @property
+    def made_call(self) -> bool:
+        return bool(self.parsed.calls)
+
+    @property
+    def calls_valid(self) -> bool:
+        """Every call parsed and fits its tool's schema (meaningful for answers that made a call)."""
+        return not self.parsed.malformed and not self.verdict.schema_problems
+
+
+@dataclass(frozen=True)
+class RunResult:
+    model: str
+    outcomes: tuple[Outcome, ...]
+    reused: int = 0  # answers taken from the results cache instead of generated
+
+    @property
+    def passed(self) -> int:
+        return sum(outcome.passed for outcome in self.outcomes)
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def accuracy(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+    def by_key(self) -> dict[tuple[str, str], Outcome]:
+        return {outcome.key: outcome for outcome in self.outcomes}
+
+    def grouped(self, group: Callable[[Outcome], str]) -> dict[str, list[Outcome]]:
+        """Outcomes by `group(outcome)` (a policy, an expected tool), each group in run order."""
+        groups: dict[str, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            groups.setdefault(group(outcome), []).append(outcome)
+        return groups
+
+    def cases(self) -> list[tuple[Suite, Case]]:
+        return [(outcome.suite, outcome.case) for outcome in self.outcomes]
+
+
+def outcome_key(suite: Suite, case: Case) -> tuple[str, str]:
+    return (str(suite.path), case.id)
+
+
+def evaluate(
+    model: str,
+    load: Callable[[], LoadedModel],
+    cases: Sequence[tuple[Suite, Case]],
+    settings: GenerationSettings,
+    *,
+    confidence: bool = False,
+    cache: AnswerCache | None = None,
+) -> RunResult:
+    """Answers for every case (from the cache where possible; the model is loaded only if needed), judged."""
+    answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
+    missing = [index for index, found in enumerate(answers) if found is None]
+    if missing:
+        fresh = answer(load(), [cases[i] for i in missing], settings, confidence=confidence)
+        for index, new in zip(missing, fresh):
+            answers[index] = new
+            if cache:
+                cache.put(*cases[index], new)
+        if cache:
+            cache.save()
+    outcomes = [judged(suite, case, found) for (suite, case), found in zip(cases, answers)]
+    return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(missing))
+
+
+def judged(suite: Suite, case: Case, found: Answer) -> Outcome:
+    parsed = parse_output(found.output)
+    return Outcome(suite, case, found.output, parsed, judge(case, parsed, suite.tools), found.choice)
+
+
+def report_order(outcome: Outcome) -> tuple[str, int]:
+    """Outcomes in reports go file by file, case by case, however the run was split up."""
+    return (str(outcome.suite.path), outcome.case.index)

@@ -1,0 +1,86 @@
+"""Verdicts: did the model call exactly the expected tools (and pass the argument checks)?
+
+The tool choice is the verdict. Beside it, each answer's calls are held to their tools' schemas
+(call_schema.py) and, where the case spells out every expected argument, compared with the
+expected calls as a whole (Google's exact-call metric for Mobile Actions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from ..cases.suite import Case, Tool
+from ..functiongemma.parsing import ParsedOutput
+from .call_schema import schema_problems
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    called: tuple[str, ...]  # distinct tool names, in the order first called
+    reasons: tuple[str, ...] = ()
+    schema_problems: tuple[str, ...] = ()  # reported; they fail the test only under --strict-calls
+    exact: bool | None = None  # the calls equal the expected ones; None when the case gives no expected calls
+
+
+def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool]) -> Verdict:
+    called = tuple(dict.fromkeys(parsed.called))
+    reasons = [f"malformed output: {problem}" for problem in parsed.problems]
+    reasons += [f"malformed call to {call.name or '?'}: {call.error}" for call in parsed.calls if call.error]
+    missing = sorted(case.expect - set(called))
+    unexpected = [name for name in called if name not in case.expect]
+    if missing:
+        reasons.append(f"did not call {', '.join(missing)}")
+    if unexpected:
+        reasons.append(f"called {', '.join(unexpected)}, which the case does not expect")
+    for check in case.arg_checks:
+        values = [call.arguments.get(check.argument) for call in parsed.calls if call.name == check.tool]
+        if values and not any(check.matches(value) for value in values):
+            reasons.append(f"argument check failed: {check.describe()}, got {values[0]!r}")
+    expected = expected_calls(case, tools)
+    return Verdict(
+        passed=not reasons,
+        called=called,
+        reasons=tuple(reasons),
+        schema_problems=schema_problems(parsed, tools),
+        exact=None if expected is None else is_exact_call(parsed, expected),
+    )
+
+
+def expected_calls(case: Case, tools: Sequence[Tool]) -> list[tuple[str, dict]] | None:
+    """The calls a case expects, when its argument checks say exactly what they are.
+
+    That is: every check is a plain value (`equals`), and every expected tool has its arguments given
+    (or declares none, so that `{}` is its only call); a case that expects no call expects the empty
+    call list. A `contains` or `regex` check, or a tool with arguments left without checks, leaves the
+    expected call open, and the case out of exact-call accuracy.
+    """
+    if any(check.operator != "equals" for check in case.arg_checks):
+        return None
+    arguments: dict[str, dict] = {name: {} for name in case.expect}
+    for check in case.arg_checks:
+        arguments[check.tool][check.argument] = check.expected
+    declares_arguments = {tool.name: bool((tool.parameters or {}).get("properties")) for tool in tools}
+    if any(not given and declares_arguments.get(name, True) for name, given in arguments.items()):
+        return None
+    return sorted(arguments.items())
+
+
+def is_exact_call(parsed: ParsedOutput, expected: Iterable[tuple[str, dict]]) -> bool:
+    """The whole call list equals the expected calls: same names, same argument dicts (no extra
+    arguments), in any order. A malformed answer is never exact, whatever could be read of it."""
+    if parsed.malformed:
+        return False
+    return Counter(_canonical(call.name, call.arguments) for call in parsed.calls) == Counter(
+        _canonical(name, arguments) for name, arguments in expected
+    )
+
+
+def _canonical(name: str, arguments: Any) -> str:
+    # Canonical JSON, so that 3 and 3.0, or true and 1, stay different values, and dicts compare
+    # whatever their key order. repr() for what JSON cannot hold (a YAML date), which no parsed
+    # call ever equals.
+    return json.dumps([name, arguments], sort_keys=True, ensure_ascii=False, default=repr)

@@ -1,0 +1,116 @@
+"""The training loss runs each shared prompt prefix once and projects only answer positions; its loss
+and gradients must equal those of a plain full forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import tiny
+import torch
+from conftest import LESSONS, STOCKS, TOOLS, WEATHER
+
+from pytest_toolsel.training.loss import (
+    answer_head_weights,
+    prefix_groups,
+    prompt_lengths,
+    weighted_answer_loss,
+)
+
+OTHER_POLICY = "You are the weather desk's assistant. Only ever answer weather questions with a tool call."
+
+
+def batch(tokenizer, pairs):
+    """Right-padded rows with prompt tokens ignored, as TRL's collator builds them."""
+    rows = []
+    for prompt, answer in pairs:
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        answer_ids = tokenizer.encode(answer, add_special_tokens=False)
+        rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    return input_ids, mask, labels
+
+
+def plain_loss(model, input_ids, mask, labels, head_tokens, head_weight):
+    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    log_probs = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    weights = answer_head_weights(targets, head_tokens, head_weight)
+    return -(log_probs * weights).sum() / weights.sum()
+
+
+def gradients(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.fixture
+def two_policies(tiny_tokenizer):
+    """Rows of two policies (different developer turns), interleaved, plus one of a third."""
+    first = tiny.lesson_texts(LESSONS, TOOLS)
+    second = tiny.lesson_texts(LESSONS[:3], [WEATHER], system=OTHER_POLICY)
+    lone = tiny.lesson_texts(LESSONS[2:3], [STOCKS], system="Be brief.")
+    pairs = [first[0], second[0], first[1], first[4], second[1], lone[0], second[2], first[5]]
+    return batch(tiny_tokenizer, pairs)
+
+
+def test_rows_of_one_policy_share_their_prefix_and_no_prefix_reaches_an_answer(two_policies):
+    input_ids, _, labels = two_policies
+    groups = prefix_groups(input_ids, labels)
+    assert [group.rows for group in groups] == [[0, 2, 3, 7], [1, 4, 6], [5]]
+    lengths = prompt_lengths(labels)
+    for group in groups:
+        assert all(group.prefix_length < lengths[row] for row in group.rows)
+        prefix = input_ids[group.rows[0], : group.prefix_length]
+        assert all(torch.equal(input_ids[row, : group.prefix_length], prefix) for row in group.rows)
+    assert groups[0].prefix_length > 20 and groups[2].prefix_length == 0
+
+
+@pytest.mark.parametrize("window", [1024, 16], ids=["prefix-shared", "prefix-longer-than-the-sliding-window"])
+@pytest.mark.parametrize("head_weight", [1.0, 5.0])
+def test_loss_and_gradients_equal_the_plain_forward(tiny_tokenizer, two_policies, window, head_weight):
+    torch.manual_seed(0)
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=window)
+    model.train()
+    input_ids, mask, labels = two_policies
+
+    expected = plain_loss(model, input_ids, mask, labels, 4, head_weight)
+    expected_grads = gradients(model, expected)
+    actual = weighted_answer_loss(model, input_ids, mask, labels, 4, head_weight)
+    actual_grads = gradients(model, actual)
+
+    assert actual.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert actual_grads.keys() == expected_grads.keys()
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(actual_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_prefix_longer_than_the_sliding_window_is_still_shared(tiny_tokenizer, two_policies, monkeypatch):
+    """Right-padded rows put no padding between prefix and text: the loss above must have run the
+    prefixes once (the window-16 case equals the plain forward with them shared, not by falling back)."""
+    import pytest_toolsel.training.loss as training_loss
+
+    input_ids, mask, labels = two_policies
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
+    assert max(group.prefix_length for group in prefix_groups(input_ids, labels)) > 16
+    widths = []
+    real_forward = model.base_model.forward
+    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0)
+    shared = [group.prefix_length for group in prefix_groups(input_ids, labels) if len(group.rows) > 1]
+    assert shared and all(length in widths for length in shared)  # each prefix ran once, on its own
+    assert widths.count(input_ids.size(1)) == 1  # the full width only for the group of one row
+
+
+def test_left_padded_rows_do_not_share_a_prefix_across_a_short_window(tiny_tokenizer, two_policies, monkeypatch):
+    input_ids, mask, labels = two_policies
+    flipped = (input_ids.flip(1), mask.flip(1), labels.flip(1))
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
+    widths = []
+    real_forward = model.base_model.forward
+    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    weighted_answer_loss(model, *flipped, 4, 5.0)
+    assert widths == [input_ids.size(1)]  # one plain forward of the whole batch
