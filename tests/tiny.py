@@ -95,9 +95,8 @@ def lesson_texts(lessons: Sequence[Lesson], tools: list[dict], system: str | Non
     return pairs
 
 
-def teach(model, tokenizer, pairs: Sequence[tuple[str, str]], steps: int = 300, seed: int = 0) -> None:
-    """Fit the answers (loss on answer tokens only) until greedy decoding reproduces them."""
-    torch.manual_seed(seed)
+def answer_batch(tokenizer, pairs: Sequence[tuple[str, str]]):
+    """(input_ids, attention_mask, labels): right-padded rows with prompt tokens ignored, as TRL's collator builds them."""
     rows = []
     for prompt, answer in pairs:
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
@@ -107,6 +106,13 @@ def teach(model, tokenizer, pairs: Sequence[tuple[str, str]], steps: int = 300, 
     input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in rows])
     labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
     attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    return input_ids, attention, labels
+
+
+def teach(model, tokenizer, pairs: Sequence[tuple[str, str]], steps: int = 300, seed: int = 0) -> None:
+    """Fit the answers (loss on answer tokens only) until greedy decoding reproduces them."""
+    torch.manual_seed(seed)
+    input_ids, attention, labels = answer_batch(tokenizer, pairs)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(steps):

@@ -18,21 +18,6 @@ from pytest_toolsel.training.loss import (
 OTHER_POLICY = "You are the weather desk's assistant. Only ever answer weather questions with a tool call."
 
 
-def batch(tokenizer, pairs):
-    """Right-padded rows with prompt tokens ignored, as TRL's collator builds them."""
-    rows = []
-    for prompt, answer in pairs:
-        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
-        answer_ids = tokenizer.encode(answer, add_special_tokens=False)
-        rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
-    width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-    return input_ids, mask, labels
-
-
 def plain_loss(model, input_ids, mask, labels, head_tokens, head_weight):
     logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
     targets = labels[:, 1:]
@@ -54,7 +39,7 @@ def two_policies(tiny_tokenizer):
     second = tiny.lesson_texts(LESSONS[:3], [WEATHER], system=OTHER_POLICY)
     lone = tiny.lesson_texts(LESSONS[2:3], [STOCKS], system="Be brief.")
     pairs = [first[0], second[0], first[1], first[4], second[1], lone[0], second[2], first[5]]
-    return batch(tiny_tokenizer, pairs)
+    return tiny.answer_batch(tiny_tokenizer, pairs)
 
 
 def test_rows_of_one_policy_share_their_prefix_and_no_prefix_reaches_an_answer(two_policies):
