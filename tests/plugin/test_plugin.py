@@ -27,6 +27,17 @@ MISSING = """\
 """
 
 
+# How the miss above reads, whether a case file's case or a Python test (toolsel_model) asks it.
+OSLO_MISS_REPORT = [
+    "*tool selection failed: did not call get_stock_price; called get_weather*",
+    "*prompt:*'Is it raining in Oslo today?'",
+    "*expected:*get_stock_price",
+    '*called:*get_weather({"city": "Oslo"})',
+    "*raw output:*<start_function_call>call:get_weather{city:<escape>Oslo<escape>}<end_function_call>*",
+    "*tool probabilities: get_weather *, get_stock_price *",
+]
+
+
 def run(pytester, checkpoint, *args, base=None):
     extra = ["--base-model", str(base)] if base else ["--no-baseline"]
     return pytester.runpytest("-p", "no:cacheprovider", "--model", str(checkpoint), *extra, *args)
@@ -46,15 +57,7 @@ def test_wrong_tool_fails_with_prompt_expected_calls_and_raw_output(pytester, ti
     result = run(pytester, tiny_checkpoint)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*tool selection failed: did not call get_stock_price; called get_weather*",
-            "*prompt:*'Is it raining in Oslo today?'",
-            "*expected:*get_stock_price",
-            '*called:*get_weather({"city": "Oslo"})',
-            "*raw output:*<start_function_call>call:get_weather{city:<escape>Oslo<escape>}<end_function_call>*",
-        ]
-    )
+    result.stdout.fnmatch_lines(OSLO_MISS_REPORT)
     assert "Traceback" not in result.stdout.str()
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from pytest_toolsel.models.loading import METADATA_FILE, check_local_dir
 
 pytestmark = pytest.mark.slow
 
-CHECKPOINT = Path(os.environ.get("TOOLSEL_CHECKPOINT", Path(__file__).resolve().parents[2] / "checkpoint"))
+ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT = Path(os.environ.get("TOOLSEL_CHECKPOINT", ROOT / "checkpoint"))
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,19 @@ def test_tokenizers_written_here_load_from_their_file_as_their_class_rebuilds_th
     assert read.encode(text) == rebuilt.encode(text)
     assert read.all_special_ids == rebuilt.all_special_ids
     assert read.added_tokens_decoder == rebuilt.added_tokens_decoder
+
+
+def test_the_readme_example_of_toolsel_model_passes(checkpoint, pytester):
+    """The README's Python tests, run as it says (with the shipped case files), on the trained checkpoint."""
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"## Tests written in Python.*?```python\n(.*?)```", readme, re.S).group(1)
+    shutil.copytree(ROOT / "cases", pytester.path / "cases")
+    pytester.makepyfile(test_catalogue=example)
+    result = pytester.runpytest(
+        f"--rootdir={pytester.path}", "cases", "test_catalogue.py", f"--model={checkpoint}", "--no-baseline",
+        "-p", "no:cacheprovider", "-k", "test_catalogue",
+    )
+    result.assert_outcomes(passed=5)
+    recorded = json.loads((pytester.path / "reports" / "results.json").read_text())["candidate"]["cases"]
+    assert len(recorded) == 7 and all(case["passed"] for case in recorded)
+    assert all(case["test"].startswith("test_catalogue.py::test_") for case in recorded)

@@ -6,6 +6,7 @@
     tools.py        `tools:` and their JSON schemas
     examples.py     `train:` examples
     heldout.py      held-out `cases:` and their argument checks
+    conversation.py a conversation so far (earlier turns, calls, tool responses), as a case may give it
     leakage.py      the guard against a held-out prompt that is also a training prompt
 
 The first stage of the pipeline, and one reads its files without reading the rest: it imports only

@@ -90,6 +90,10 @@ class Case:
     xfail: str | None = None
     index: int = 0
     line: int | None = None
+    # The conversation so far when there is more than the prompt (cases/conversation.py): HF chat
+    # messages ending with a user turn or a tool's response; `prompt` is its last user turn. Empty:
+    # the prompt is the whole conversation. Dicts, so left out of the hash.
+    conversation: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
     @property
     def expect_label(self) -> str:

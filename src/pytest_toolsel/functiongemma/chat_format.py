@@ -62,9 +62,14 @@ def as_function_tool(name: str, description: str | None, parameters: Mapping | N
     return {"type": "function", "function": function}
 
 
-def prompt_messages(user: str, system: str | None = None) -> list[dict]:
+def prompt_messages(user: str, system: str | None = None, conversation: Sequence[Message] = ()) -> list[dict]:
+    """The messages a prompt is rendered from: the developer turn, then the conversation so far
+    (when a case gives one, it ends with `user`'s turn or a tool's response) or just `user`'s turn."""
     messages = [{"role": "developer", "content": system}] if system is not None else []
-    messages.append({"role": "user", "content": user})
+    if conversation:
+        messages.extend(dict(message) for message in conversation)
+    else:
+        messages.append({"role": "user", "content": user})
     return messages
 
 

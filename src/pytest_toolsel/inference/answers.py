@@ -14,14 +14,14 @@ from ..functiongemma.chat_format import prompt_messages
 from ..models.loading import LoadedModel
 from .confidence import choice_from_scores, tool_call_tokens, tool_choices
 from .generation import GenerationSettings, can_score_continuations, generate, generate_scored
-from .results_cache import Answer
+from .results_cache import Answer, AnswerCache
 
 T = TypeVar("T")
 
 
 def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
     return tokenizer.apply_chat_template(
-        prompt_messages(case.prompt, suite.system),
+        prompt_messages(case.prompt, suite.system, case.conversation),
         tools=suite.tool_schemas,
         add_generation_prompt=True,
         tokenize=False,
@@ -67,3 +67,26 @@ def answer(
         return [Answer(output, choice) for output, choice in zip(outputs, choices)]
 
     return per_policy(cases, policy_answers)
+
+
+def cached_answers(
+    load: Callable[[], LoadedModel],
+    cases: Sequence[tuple[Suite, Case]],
+    settings: GenerationSettings,
+    *,
+    confidence: bool,
+    cache: AnswerCache | None = None,
+) -> tuple[list[Answer], list[int]]:
+    """Every case's answer, from the cache where it has one; the model is loaded (`load()`) only when
+    some case is not cached. Returns the answers and the indices of those generated now."""
+    answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
+    missing = [index for index, found in enumerate(answers) if found is None]
+    if missing:
+        fresh = answer(load(), [cases[i] for i in missing], settings, confidence=confidence)
+        for index, new in zip(missing, fresh):
+            answers[index] = new
+            if cache:
+                cache.put(*cases[index], new)
+        if cache:
+            cache.save()
+    return answers, missing

@@ -1,6 +1,6 @@
 """Reuse answers across pytest runs, in pytest's own cache (`config.cache`).
 
-An answer is reused only when the model files, the case (prompt, system text, tools) and the
+An answer is reused only when the model files, the case (prompt or conversation, system text, tools) and the
 generation settings are all unchanged: the key hashes each of them. `--cache-clear` or
 `-p no:cacheprovider` gives a cold run.
 """
@@ -62,6 +62,8 @@ def _file_digest(path: Path) -> str:
 
 def case_key(suite: Suite, case: Case) -> str:
     what = {"prompt": case.prompt, "system": suite.system, "tools": suite.tool_schemas}
+    if case.conversation:  # only then, so that single-prompt cases keep the keys they had
+        what["conversation"] = list(case.conversation)
     return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -3,6 +3,7 @@
     hooks.py       the hooks, in the order pytest calls them: configure, collect, run, report
     options.py     the command-line options
     items.py       CaseFile and CaseItem: what pytest collects from a case file, and how a miss reads
+    model_fixture.py  `toolsel_model`: the model under test for tests written in Python, and assert_selects
     session.py     the session's state, one part per phase:
     checkpoint.py    run: train the model under test when it is missing, or say that it is stale
     runs.py          run: the candidate's and the baseline's answers and verdicts
@@ -10,7 +11,7 @@
     xdist.py       pytest-xdist: a share of the cases per worker, the answers sent back
 
 The top of the pipeline: it may import every other package, and none of them imports it. Only the
-hooks and the `toolsel_session` fixture are re-exported here, since pytest looks for them on the
+hooks and the `toolsel_model` and `toolsel_session` fixtures are re-exported here, since pytest looks for them on the
 module it registers.
 """
 
@@ -19,11 +20,13 @@ from .hooks import (
     pytest_collect_file,
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_runtest_protocol,
     pytest_runtestloop,
     pytest_sessionfinish,
     pytest_terminal_summary,
     pytest_testnodedown,
     pytest_xdist_make_scheduler,
+    toolsel_model,
     toolsel_session,
 )
 
@@ -32,10 +35,12 @@ __all__ = [
     "pytest_collect_file",
     "pytest_collection_modifyitems",
     "pytest_configure",
+    "pytest_runtest_protocol",
     "pytest_runtestloop",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
     "pytest_testnodedown",
     "pytest_xdist_make_scheduler",
+    "toolsel_model",
     "toolsel_session",
 ]

@@ -19,6 +19,7 @@ from ..reporting.reports import terminal_summary
 from ..training.recipe import RecipeError
 from ..training.trainer import TrainingError
 from .items import SESSION_KEY, CaseFile, CaseItem
+from .model_fixture import ToolselModel
 from .options import add_options
 from .session import ToolselSession
 from .xdist import WORKER_OUTPUT_KEY, is_worker, make_share_scheduler
@@ -74,7 +75,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """Train the checkpoint when it is missing (or --retrain), before the first verdict."""
     config = session.config
     state = config.stash[SESSION_KEY]
-    if config.option.collectonly or not any(isinstance(item, CaseItem) for item in session.items):
+    if config.option.collectonly or not any(uses_the_model(item) for item in session.items):
         return
     if is_worker(config):  # training needs the whole collection, which only a plain session has
         state.checkpoint.check_staleness()
@@ -89,6 +90,21 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             raise pytest.UsageError(f"pytest-toolsel could not train {state.options.model}: {problem}") from None
     else:
         state.checkpoint.check_staleness()
+
+
+def uses_the_model(item: pytest.Item) -> bool:
+    """A case file's case, or a Python test that asks the model (through the `toolsel_model` fixture)."""
+    return isinstance(item, CaseItem) or "toolsel_model" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    state = item.config.stash[SESSION_KEY]
+    state.current_item = item
+    try:
+        return (yield)
+    finally:
+        state.current_item = None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -130,6 +146,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line(note, red=note.startswith("FAILED"), yellow=not note.startswith("FAILED"))
     for path in state.report.report_paths:
         terminalreporter.write_line(f"report written to {path}")
+
+
+@pytest.fixture(scope="session")
+def toolsel_model(request: pytest.FixtureRequest) -> ToolselModel:
+    """The model under test, for tests written in Python: the same model, device, generation settings
+    and results cache as the case files' tests; trained first when --model is missing, loaded once.
+
+    `ask(prompt, policy=... | tools=..., system=...)` and `ask_many(prompts, ...)` answer a prompt or a
+    conversation (parsed calls, raw output, tool probabilities with confidence=True);
+    `assert_selects(prompt_or_answer, expect, args=...)` judges it as a case file's case, fails with
+    the same report, and counts it in reports/ beside the case files' cases, before and after.
+    """
+    return ToolselModel(request.config.stash[SESSION_KEY])
 
 
 @pytest.fixture(scope="session")

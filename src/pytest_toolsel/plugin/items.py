@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
@@ -55,17 +55,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         state = self.config.stash[SESSION_KEY]
-        outcome = state.runs.outcome_for(self)
-        if outcome.passes(state.options.strict_calls):
-            return
-        miss = ToolSelectionMiss(outcome, state.candidate.model)
-        if state.options.regressions_only and not state.runs.before_passed(self):
-            pytest.xfail(f"not a regression: the before model {state.runs.base_model()} missed it too: {describe_miss(miss)}")
-        bar = state.accuracy_bar(self.suite)
-        if bar is not None:
-            kind = "tool-selection miss" if outcome.verdict.reasons else "invalid call"  # the latter: --strict-calls
-            pytest.xfail(f"{kind}, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
-        raise miss
+        settle(state, state.runs.outcome_for(self), lambda: state.runs.before_passed(self.suite, self.case))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ToolSelectionMiss):
@@ -76,6 +66,21 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, (self.case.line or 1) - 1, f"{self.suite.policy}: {self.case.id}"
+
+
+def settle(state: ToolselSession, outcome: Outcome, before_passed: Callable[[], bool]) -> None:
+    """A test's verdict on an outcome: return when it passes; xfail when it is no regression
+    (--regressions-only) or counts against a min_accuracy bar; else raise ToolSelectionMiss."""
+    if outcome.passes(state.options.strict_calls):
+        return
+    miss = ToolSelectionMiss(outcome, state.candidate.model)
+    if state.options.regressions_only and not before_passed():
+        pytest.xfail(f"not a regression: the before model {state.runs.base_model()} missed it too: {describe_miss(miss)}")
+    bar = state.accuracy_bar(outcome.suite)
+    if bar is not None:
+        kind = "tool-selection miss" if outcome.verdict.reasons else "invalid call"  # the latter: --strict-calls
+        pytest.xfail(f"{kind}, counted against min accuracy {bar:.0%}: {describe_miss(miss)}")
+    raise miss
 
 
 def describe_miss(miss: ToolSelectionMiss) -> str:
@@ -98,6 +103,7 @@ def format_miss(miss: ToolSelectionMiss) -> str:
     lines = [
         f"tool selection failed: {describe_miss(miss)}" if outcome.verdict.reasons
         else "tool selection passed, but the calls do not fit their tool's schema (--strict-calls)",
+        *_conversation_lines(outcome.case),
         f"  prompt:     {outcome.case.prompt!r}",
         f"  expected:   {outcome.case.expect_label}",
         f"  called:     {', '.join(calls) or 'no tool'}",
@@ -107,3 +113,20 @@ def format_miss(miss: ToolSelectionMiss) -> str:
         f"  model:      {miss.model}",
     ]
     return "\n".join(lines)
+
+
+def _conversation_lines(case: Case) -> list[str]:
+    """The turns before the prompt's answer, when the case is a conversation: what the model saw."""
+    if not case.conversation:
+        return []
+    return ["  conversation:"] + [f"    {message['role']}: {_turn(message)}" for message in case.conversation]
+
+
+def _turn(message) -> str:
+    if message["role"] == "tool":
+        responses = [(message["name"], message["content"])] if "name" in message else [
+            (item["name"], item["response"]) for item in message["content"]]
+        return "; ".join(f"{name} -> {json.dumps(content, ensure_ascii=False, default=str)}" for name, content in responses)
+    calls = [f"{c['function']['name']}({json.dumps(c['function']['arguments'], ensure_ascii=False)})"
+             for c in message.get("tool_calls") or []]
+    return " ".join(filter(None, [repr(message["content"]) if message.get("content") else "", *calls]))

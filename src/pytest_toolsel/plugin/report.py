@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..reporting.reports import write_reports
-from .xdist import WORKER_OUTPUT_KEY, is_worker, merge_runs, run_payload
+from .xdist import WORKER_OUTPUT_KEY, is_worker, merge_runs, recorded_cases, recorded_payload, run_payload
 
 if TYPE_CHECKING:
     from .session import ToolselSession
@@ -38,6 +38,7 @@ class SessionReport:
                     "baseline": run_payload(state.baseline) if state.baseline else None,
                     "notes": state.notes,
                     "worker": self.config.workerinput["workerid"],
+                    "recorded": recorded_payload(runs.recorded),
                 }
             return
         if self.worker_payloads:
@@ -63,8 +64,9 @@ class SessionReport:
         rootpath = self.config.rootpath
         payloads = self.worker_payloads
         notes = self.session.notes
-        candidate = merge_runs([p["candidate"] for p in payloads], rootpath)
-        baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath)
+        recorded = recorded_cases([definition for p in payloads for definition in p["recorded"]])
+        candidate = merge_runs([p["candidate"] for p in payloads], rootpath, recorded)
+        baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath, recorded)
         self.session.runs.adopt(candidate, baseline)
         shares = ", ".join(
             f"{p['worker']} answered {len(p['candidate']['answers'])}" for p in sorted(payloads, key=lambda p: p["worker"])

@@ -6,10 +6,11 @@ its share); each test then reads its outcome.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..cases.suite import Case, Suite
-from ..inference.results_cache import AnswerCache, model_fingerprint
+from ..inference.answers import cached_answers
+from ..inference.results_cache import Answer, AnswerCache, model_fingerprint
 from ..models.embedded import EMBEDDED_ALIAS
 from ..models.loading import LoadedModel, ModelLoadError, load_model, local_directory, pick_device, read_metadata
 from ..verdicts.evaluation import Outcome, RunResult, evaluate, outcome_key, report_order
@@ -29,6 +30,7 @@ class Runs:
         self.candidate_runs: list[RunResult] = []
         self.baseline_runs: list[RunResult] = []
         self._outcomes: dict[tuple[str, str], Outcome] = {}
+        self.recorded: list[Outcome] = []  # judged in Python tests (toolsel_model)
         self._loaded: dict[str, LoadedModel] = {}
         self._load_error: ModelLoadError | None = None
 
@@ -62,10 +64,28 @@ class Runs:
                 self.baseline_runs.append(self.run(self.base_model(), run.cases(), candidate=False))
         return self._outcomes[key]
 
-    def before_passed(self, item: CaseItem) -> bool:
+    def before_passed(self, suite: Suite, case: Case) -> bool:
+        """Whether the before model passed the case (answered now when it has not answered it yet)."""
+        key = outcome_key(suite, case)
         before = self.baseline
-        outcome = before.by_key().get(outcome_key(item.suite, item.case)) if before else None
-        return outcome is not None and outcome.passes(self.session.options.strict_calls)
+        if before is None or key not in before.by_key():  # a case asked from Python (toolsel_model)
+            self.baseline_runs.append(self.run(self.base_model(), [(suite, case)], candidate=False))
+            before = self.baseline
+        return before.by_key()[key].passes(self.session.options.strict_calls)
+
+    def candidate_answers(self, cases: list[tuple[Suite, Case]], *, confidence: bool) -> tuple[list[Answer], set[int]]:
+        """The model under test's answers to cases asked from Python tests, and which were generated."""
+        if self._load_error is not None:
+            raise self._load_error
+        model = self.session.options.model
+        load, cache = self.source(model, candidate=True, confidence=confidence)
+        answers, generated = cached_answers(load, cases, self.session.options.generation, confidence=confidence, cache=cache)
+        return answers, set(generated)
+
+    def record(self, outcome: Outcome, *, reused: bool) -> None:
+        """An outcome judged in a Python test: it joins the candidate's run, for the reports."""
+        self.recorded.append(outcome)
+        self.candidate_runs.append(RunResult(self.session.options.model, (outcome,), reused=int(reused)))
 
     def cases_to_generate(self, item: CaseItem) -> list[tuple[Suite, Case]]:
         """All selected cases in one pass; an xdist worker only has the share it was sent."""
@@ -74,17 +94,15 @@ class Runs:
         return [(suite, case) for suite, case in cases if outcome_key(suite, case) not in self._outcomes]
 
     def run(self, model: str, cases: list[tuple[Suite, Case]], *, candidate: bool) -> RunResult:
-        options = self.session.options
-        device = pick_device(options.device or worker_device(self.config))
-        confidence = candidate and options.confidence
-        return evaluate(
-            model,
-            lambda: self.load(model, device, candidate=candidate),
-            cases,
-            options.generation,
-            confidence=confidence,
-            cache=self.answer_cache(model, {"device": device.type, "confidence": confidence}),
-        )
+        confidence = candidate and self.session.options.confidence
+        load, cache = self.source(model, candidate=candidate, confidence=confidence)
+        return evaluate(model, load, cases, self.session.options.generation, confidence=confidence, cache=cache)
+
+    def source(self, model: str, *, candidate: bool, confidence: bool) -> tuple[Callable[[], LoadedModel], AnswerCache | None]:
+        """How a model's answers are had: loading it (once, on the session's device), and its cached answers."""
+        device = pick_device(self.session.options.device or worker_device(self.config))
+        cache = self.answer_cache(model, {"device": device.type, "confidence": confidence})
+        return (lambda: self.load(model, device, candidate=candidate)), cache
 
     def load(self, model: str, device, *, candidate: bool) -> LoadedModel:
         if model not in self._loaded:

@@ -30,6 +30,7 @@ class ToolselSession:
         self.config = config
         self.suites: list[Suite] = []
         self.notes: list[str] = []
+        self.current_item: pytest.Item | None = None  # the test running now, for toolsel_model's records
         self.checkpoint = Checkpoint(self)
         self.runs = Runs(self)
         self.report = SessionReport(self)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ..cases.suite import Suite
+from ..cases.suite import ArgCheck, Case, Suite, Tool
 from ..cases.yaml_source import load_suite
 from ..inference.results_cache import Answer
-from ..verdicts.evaluation import RunResult, judged, report_order
+from ..verdicts.evaluation import Outcome, RunResult, judged, report_order
 
 WORKER_OUTPUT_KEY = "pytest_toolsel"
 
@@ -90,8 +90,36 @@ def run_payload(run: RunResult) -> dict:
     }
 
 
-def merge_runs(payloads: list[dict], rootpath: Path) -> RunResult | None:
-    """The workers' runs of one model as one RunResult, the suites re-read from their case files."""
+def recorded_payload(outcomes: list[Outcome]) -> list[dict]:
+    """The cases judged in Python tests on a worker, spelled out: the controller has no file to read them from."""
+    return [
+        {
+            "file": str(o.suite.path), "policy": o.suite.policy, "system": o.suite.system,
+            "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in o.suite.tools],
+            "id": o.case.id, "prompt": o.case.prompt, "expect": sorted(o.case.expect), "index": o.case.index,
+            "line": o.case.line, "conversation": [dict(m) for m in o.case.conversation],
+            "arg_checks": [[c.tool, c.argument, c.operator, c.expected] for c in o.case.arg_checks],
+        }
+        for o in outcomes
+    ]
+
+
+def recorded_cases(definitions: list[dict]) -> dict[tuple[str, str], tuple[Suite, Case]]:
+    cases = {}
+    for d in definitions:
+        tools = tuple(Tool(t["name"], t["description"], t["parameters"]) for t in d["tools"])
+        suite = Suite(Path(d["file"]), d["policy"], d["system"], tools, (), ())
+        case = Case(
+            id=d["id"], prompt=d["prompt"], expect=frozenset(d["expect"]), index=d["index"], line=d["line"],
+            arg_checks=tuple(ArgCheck(*check) for check in d["arg_checks"]), conversation=tuple(d["conversation"]),
+        )
+        cases[(d["file"], d["id"])] = (suite, case)
+    return cases
+
+
+def merge_runs(payloads: list[dict], rootpath: Path, recorded: dict[tuple[str, str], tuple[Suite, Case]]) -> RunResult | None:
+    """The workers' runs of one model as one RunResult: the suites re-read from their case files, the
+    cases of Python tests from their `recorded` definitions."""
     if not payloads:
         return None
     suites: dict[str, Suite] = {}
@@ -99,10 +127,14 @@ def merge_runs(payloads: list[dict], rootpath: Path) -> RunResult | None:
     for payload in payloads:
         for entry in payload["answers"]:
             display = entry["file"]
-            if display not in suites:
-                suites[display] = load_suite(rootpath / display, display=Path(display))
-            case = next(case for case in suites[display].cases if case.id == entry["id"])
-            outcomes.append(judged(suites[display], case, Answer.from_json(entry)))
+            if (display, entry["id"]) in recorded:
+                suite, case = recorded[(display, entry["id"])]
+            else:
+                if display not in suites:
+                    suites[display] = load_suite(rootpath / display, display=Path(display))
+                suite = suites[display]
+                case = next(case for case in suite.cases if case.id == entry["id"])
+            outcomes.append(judged(suite, case, Answer.from_json(entry)))
     return RunResult(
         model=payloads[0]["model"],
         outcomes=tuple(sorted(outcomes, key=report_order)),

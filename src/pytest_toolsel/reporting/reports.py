@@ -139,8 +139,9 @@ def run_record(run: RunResult) -> dict:
 
 
 def case_record(outcome: Outcome) -> dict:
-    return {
+    record = {
         "id": outcome.case.id,
+        "test": f"{outcome.suite.path}::{outcome.case.id}",  # the pytest node id
         "suite": outcome.suite.policy,
         "file": str(outcome.suite.path),
         "prompt": outcome.case.prompt,
@@ -155,6 +156,9 @@ def case_record(outcome: Outcome) -> dict:
         "tool_probabilities": outcome.choice.probabilities if outcome.choice else None,
         "margin": outcome.margin,
     }
+    if outcome.case.conversation:
+        record["conversation"] = list(outcome.case.conversation)
+    return record
 
 
 def fragile_passes(run: RunResult, fragile_margin: float) -> list[Outcome]:

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 from ..cases.suite import Case, Suite
 from ..functiongemma.parsing import ParsedOutput, parse_output
-from ..inference.answers import answer
+from ..inference.answers import cached_answers
 from ..inference.confidence import ToolChoice
 from ..inference.generation import GenerationSettings
 from ..inference.results_cache import Answer, AnswerCache
@@ -96,18 +96,9 @@ def evaluate(
     cache: AnswerCache | None = None,
 ) -> RunResult:
     """Answers for every case (from the cache where possible; the model is loaded only if needed), judged."""
-    answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
-    missing = [index for index, found in enumerate(answers) if found is None]
-    if missing:
-        fresh = answer(load(), [cases[i] for i in missing], settings, confidence=confidence)
-        for index, new in zip(missing, fresh):
-            answers[index] = new
-            if cache:
-                cache.put(*cases[index], new)
-        if cache:
-            cache.save()
+    answers, generated = cached_answers(load, cases, settings, confidence=confidence, cache=cache)
     outcomes = [judged(suite, case, found) for (suite, case), found in zip(cases, answers)]
-    return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(missing))
+    return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(generated))
 
 
 def judged(suite: Suite, case: Case, found: Answer) -> Outcome:
