@@ -15,6 +15,7 @@ the tool probabilities it reports (scored from the generation pass) equal those 
 each tool's call on its own, and the time to load the model.
 
     python benchmarks/eval_speed.py --model ./checkpoint
+    python benchmarks/eval_speed.py --model ./checkpoint benchmarks/data/per_row_tools.jsonl   # every row its own tools
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from pytest_toolsel.cases.yaml_source import load_suite
+from pytest_toolsel.cases.sources import load_suites
 from pytest_toolsel.functiongemma.chat_format import prompt_messages
 from pytest_toolsel.functiongemma.parsing import parse_output
+from pytest_toolsel.functiongemma.chat_format import STOP_STRINGS
 from pytest_toolsel.inference.generation import truncate_at_stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +52,7 @@ def seed_loop(model_dir: str, cases) -> tuple[float, float, list[str]]:
     outputs = []
     for suite, case in cases:
         inputs = tokenizer.apply_chat_template(
-            prompt_messages(case.prompt, suite.system), tools=suite.tool_schemas, add_generation_prompt=True,
+            prompt_messages(case.prompt, suite.system, case.conversation), tools=suite.tool_schemas, add_generation_prompt=True,
             return_dict=True, return_tensors="pt",
         )
         with torch.inference_mode():
@@ -113,9 +115,11 @@ PRODUCT_RUNS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="checkpoint directory (trained by pytest-toolsel)")
-    parser.add_argument("cases", nargs="*", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("cases", nargs="*", type=Path, default=DEFAULT_CASES, help="case files: YAML or JSONL datasets")
+    parser.add_argument("--product-runs", type=int, default=len(PRODUCT_RUNS),
+                        help=f"how many of the {len(PRODUCT_RUNS)} product runs to time, in the order of the table")
     args = parser.parse_args()
-    suites = [load_suite(path) for path in args.cases]
+    suites = [suite for path in args.cases for suite in load_suites(path)]
     cases = [(suite, case) for suite in suites for case in suite.cases]
     count = len(cases)
     print(f"{count} prompts from {', '.join(str(p) for p in args.cases)}; torch threads: {torch.get_num_threads()}")
@@ -123,7 +127,7 @@ def main() -> None:
     load_s, seed_s, seed_outputs = seed_loop(args.model, cases)
     rows = [["seed loop (one at a time, max_new_tokens=128)", f"{seed_s:.1f}", f"{count / seed_s:.2f}", "1.0"]]
     runs = {}
-    for label, extra in PRODUCT_RUNS:
+    for label, extra in PRODUCT_RUNS[: args.product_runs]:
         elapsed, results = product_run(args.model, args.cases, *extra)
         rows.append([label, f"{elapsed:.1f}", f"{count / elapsed:.2f}", f"{seed_s / elapsed:.1f}"])
         runs[label] = {(c["suite"], c["id"]): c for c in results["candidate"]["cases"]}
@@ -140,8 +144,13 @@ def main() -> None:
     for label, run in runs.items():
         same_calls = sum(run[key]["calls"] == calls for key, calls in seed_calls.items())
         same_raw = sum(run[key]["output"] == output for key, output in seed_answers.items())
+        # The seed loop writes up to 128 new tokens, the product up to --max-new-tokens (64): an answer
+        # still going at 64 tokens is the seed loop's, cut there.
+        cut = sum(run[key]["output"] != output and output.startswith(run[key]["output"])
+                  and not run[key]["output"].endswith(STOP_STRINGS) for key, output in seed_answers.items())
         print(f"parsed calls identical to the seed loop's (batch 1, no prefix reuse): {same_calls}/{count}, "
-              f"raw outputs: {same_raw}/{count} ({label})")
+              f"raw outputs: {same_raw}/{count}, the others' first tokens with no stop by the product's "
+              f"max_new_tokens: {cut} ({label})")
         if label != reference_label:
             same_outputs = sum(run[key]["output"] == case["output"] for key, case in reference.items())
             same_verdicts = sum(run[key]["passed"] == case["passed"] for key, case in reference.items())

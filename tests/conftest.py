@@ -18,6 +18,9 @@ import tiny
 from pytest_toolsel.functiongemma.chat_format import as_function_tool, prompt_messages, render
 
 pytest_plugins = ["pytester"]
+# tests/data holds datasets in the format pytest-toolsel collects (JSONL rows): data for the tests,
+# not cases of this test session.
+collect_ignore = ["data"]
 
 WEATHER = as_function_tool(
     "get_weather",
@@ -118,3 +121,18 @@ def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
     """The same architecture, untaught: a 'before' model that calls nothing sensible."""
     model = tiny.build_model(tiny_tokenizer, seed=1)
     return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny-base"))
+
+
+def runs_without_and_with_xdist(pytester, *args: str) -> dict[str, tuple[dict, str, object]]:
+    """The same session as a plain run ("0") and on two xdist workers ("2"): per run, results.json
+    (less its time stamp), accuracy.md and pytester's result."""
+    runs = {}
+    for workers in ("0", "2"):
+        result = pytester.runpytest_subprocess(
+            f"--rootdir={pytester.path}", "-p", "no:cacheprovider", "-n", workers, "--report-dir", f"reports-{workers}", *args
+        )
+        reports = pytester.path / f"reports-{workers}"
+        document = json.loads((reports / "results.json").read_text())
+        document.pop("created")
+        runs[workers] = (document, (reports / "accuracy.md").read_text(), result)
+    return runs

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .cases.suite import CaseFileError
-from .cases.yaml_source import load_suite, looks_like_case_file
+from .cases.sources import is_case_file, load_suites
 from .models.embedded import EMBEDDED_ALIAS
 from .training.recipe import DEFAULT_RECIPE, RecipeError, default_recipe_path, load_recipe, parse_override
 from .training.trainer import TrainingError, train
@@ -20,7 +20,7 @@ def case_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if looks_like_case_file(p))
+            found += sorted(p for p in path.rglob("*") if is_case_file(p))
         elif path.is_file():
             found.append(path)
         else:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         recipe = load_recipe(args.recipe or default_recipe_path(), dict(map(parse_override, args.overrides)))
-        suites = [load_suite(path) for path in case_files(args.paths)]
+        suites = [suite for path in case_files(args.paths) for suite in load_suites(path)]
         result = train(suites, args.base_model, Path(args.output), recipe, report_dir=args.report_dir,
                        device=args.device)
     except (CaseFileError, RecipeError, TrainingError) as problem:

@@ -269,6 +269,35 @@ BAD = {
         b"cases:\n" + b"#" * MAX_FILE_BYTES,
         "bytes; case files are limited to 5,242,880 bytes (5 MiB)",
     ),
+    # `messages:`: the conversation before the prompt (or ending with a tool's response, without one).
+    "messages-bad-role": Bad(
+        case_file("- messages:\n    - {role: robot, content: hi}\n  prompt: Weather in Oslo?\n  expect: get_weather\n"),
+        "messages[0].role must be one of user, assistant, tool, got 'robot'",
+        where="cases[0]",
+        at="role: robot",
+    ),
+    "messages-call-undeclared-tool": Bad(
+        case_file("- messages:\n    - {role: user, content: Weather in Oslo?}\n"
+                  "    - role: assistant\n      tool_calls: [{function: {name: get_wether, arguments: {city: Oslo}}}]\n"
+                  "    - {role: tool, name: get_weather, content: {temperature: 3}}\n  expect: none\n"),
+        "'get_wether' is not a declared tool",
+        where="cases[0]",
+        field="messages[1].tool_calls[0].name",
+        at="get_wether",
+    ),
+    "messages-no-prompt-and-no-response": Bad(
+        case_file("- messages:\n    - {role: user, content: Weather in Oslo?}\n  expect: get_weather\n"),
+        "field 'prompt' is missing: give the user's prompt, or end 'messages' with a tool's response",
+        where="cases[0]",
+        at="- messages:",
+    ),
+    "train-messages-not-a-list": Bad(
+        case_file(GOOD_CASE, extra="train:\n  - messages: hello\n    prompt: Weather in Oslo?\n    call: get_weather\n"
+                  "    args: {city: Oslo}\n"),
+        "field 'messages' must be a non-empty list of messages",
+        where="train[0]",
+        at="messages: hello",
+    ),
 }
 
 
@@ -596,3 +625,28 @@ def test_shipped_mobile_actions_policy_is_googles_tools_with_our_own_examples():
             if check.argument == "datetime":
                 assert check.operator == "equals" and datetime.fromisoformat(check.expected) > now
     assert suite.min_accuracy == 0.95
+
+
+def test_cases_and_examples_carry_the_conversation_before_their_prompt(tmp_path):
+    history = (
+        "  - messages:\n"
+        "      - {role: user, content: Weather in Oslo?}\n"
+        "      - role: assistant\n        tool_calls: [{function: {name: get_weather, arguments: {city: Oslo}}}]\n"
+        "      - {role: tool, name: get_weather, content: {temperature: 3}}\n"
+    )
+    path = tmp_path / "policy.yaml"
+    path.write_text(case_file(
+        history + "    prompt: And the price of ACME?\n    expect: get_stock_price\n"
+        + history + "    expect: none\n    id: after-response\n",
+        extra="train:\n" + history + "    call: none\n    answer: It is 3 degrees in Oslo.\n",
+    ))
+    suite = load_suite(path)
+    follow_up, after_response = suite.cases
+    calls = [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]
+    turns = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "tool_calls": calls},
+             {"role": "tool", "name": "get_weather", "content": {"temperature": 3}}]
+    assert follow_up.prompt == "And the price of ACME?"
+    assert list(follow_up.conversation) == [*turns, {"role": "user", "content": "And the price of ACME?"}]
+    assert after_response.prompt == "Weather in Oslo?" and list(after_response.conversation) == turns
+    (example,) = suite.train
+    assert example.prompt == "Weather in Oslo?" and list(example.conversation) == turns and example.answer

@@ -90,7 +90,11 @@ def test_scores_from_the_generation_pass_equal_teacher_forced_tool_choices(loade
         followed.append(len(self.following))
 
     monkeypatch.setattr(scoring._ScoringAlongside, "_part", part)
-    monkeypatch.setattr(scoring, "continuation_scores", lambda m, rows, c: from_prompts.append(rows.mask.size(0)) or real_scores(m, rows, c))
+    def scores_from_prompts(model, rows, continuations, allowed=None):
+        from_prompts.append(rows.mask.size(0))
+        return real_scores(model, rows, continuations, allowed)
+
+    monkeypatch.setattr(scoring, "continuation_scores", scores_from_prompts)
     answers, scores = generate_scored(loaded, rendered, GenerationSettings(batch_size=16), calls)
     monkeypatch.undo()
     assert answers == generate(loaded, rendered, GenerationSettings(batch_size=16))

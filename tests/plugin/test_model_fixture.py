@@ -8,16 +8,10 @@ import textwrap
 
 import pytest
 
-from conftest import TOOLS, case_file
-from test_plugin import OSLO_MISS_REPORT
+from conftest import TOOLS, case_file, runs_without_and_with_xdist
+from test_plugin import OSLO_MISS_REPORT, PASSING
 
-POLICY = """\
-- prompt: What is the weather in Paris?
-  expect: get_weather
-  id: paris
-- prompt: How much is ACME stock?
-  expect: get_stock_price
-"""
+POLICY = PASSING  # paris, and ACME stock
 
 # A user's test module: prompts built in code, a policy's tools and tools given in code, a batch,
 # argument checks and a deliberate miss.
@@ -154,20 +148,12 @@ def test_an_unchanged_rerun_loads_no_model(pytester, tiny_checkpoint, tiny_base)
 
 def test_xdist_workers_send_the_python_tests_outcomes_to_the_report(pytester, tiny_checkpoint, tiny_base):
     write_project(pytester)
-    reports = {}
-    for workers in ("0", "2"):
-        result = pytester.runpytest_subprocess(
-            *ROOT(pytester), "-p", "no:cacheprovider", "-n", workers, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base),
-            "--report-dir", f"reports-{workers}",
-        )
+    runs = runs_without_and_with_xdist(pytester, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base))
+    for _, _, result in runs.values():
         result.assert_outcomes(passed=5, failed=1)
-        document = results(pytester, f"reports-{workers}")
-        document.pop("created")
-        reports[workers] = (document, (pytester.path / f"reports-{workers}" / "accuracy.md").read_text())
-        if workers == "2":
-            assert re.search(r"pytest-xdist: gw0 answered \d+, gw1 answered \d+ of 7 cases", result.stdout.str())
-    assert reports["2"] == reports["0"]
-    assert len(reports["2"][0]["baseline"]["cases"]) == 7
+    assert re.search(r"pytest-xdist: gw0 answered \d+, gw1 answered \d+ of 7 cases", runs["2"][2].stdout.str())
+    assert runs["2"][:2] == runs["0"][:2]
+    assert len(runs["2"][0]["baseline"]["cases"]) == 7
 
 
 def test_a_missing_model_is_trained_first_for_python_tests_alone(pytester, tiny_base):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import tiny
-from conftest import LESSONS, TOOLS, case_file
+from conftest import LESSONS, TOOLS, case_file, runs_without_and_with_xdist
 
 PASSING = """\
 - prompt: What is the weather in Paris?
@@ -401,19 +401,11 @@ def test_xdist_workers_split_the_cases_and_the_controller_writes_the_same_report
     cases = PASSING + MISSING + "- prompt: Price of GLOBEX shares please\n  expect: get_stock_price\n"
     pytester.makefile(".yaml", policy=case_file(cases))
     pytester.makefile(".yaml", other=case_file(PASSING, extra="policy: other\n"))
-    reports = {}
-    for workers in ("0", "2"):
-        result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "-n", workers, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base),
-            "--report-dir", f"reports-{workers}",
-        )
+    runs = runs_without_and_with_xdist(pytester, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base))
+    for _, _, result in runs.values():
         result.assert_outcomes(passed=5, failed=1)
-        results = json.loads((pytester.path / f"reports-{workers}" / "results.json").read_text())
-        results.pop("created")
-        markdown = (pytester.path / f"reports-{workers}" / "accuracy.md").read_text()
-        reports[workers] = (results, markdown, result.stdout.str())
-    assert reports["2"][:2] == reports["0"][:2]
-    shares = re.search(r"pytest-xdist: gw0 answered (\d+), gw1 answered (\d+) of 6 cases", reports["2"][2])
+    assert runs["2"][:2] == runs["0"][:2]
+    shares = re.search(r"pytest-xdist: gw0 answered (\d+), gw1 answered (\d+) of 6 cases", runs["2"][2].stdout.str())
     assert shares and sorted(map(int, shares.groups())) == [3, 3]
 
 

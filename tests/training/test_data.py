@@ -207,3 +207,63 @@ def test_training_rows_are_the_chat_template_rendering_with_the_answer_masked(tm
     first = row["completion_mask"].index(1)
     assert row["completion_mask"] == [0] * first + [1] * (len(row["input_ids"]) - first)
     assert (tokenizer.decode(row["input_ids"][:first]), tokenizer.decode(row["input_ids"][first:])) == (prompt, answer)
+
+
+def rendered_turns(messages: list[dict], answer: dict, tools: list[dict], system: str | None = None) -> tuple[str, str]:
+    """`rendered` for a conversation: (the conversation so far, the last answer) as the template renders them."""
+    messages = ([{"role": "developer", "content": system}] if system else []) + messages
+    start = render(messages, tools, add_generation_prompt=True)
+    full = render(messages + [answer], tools, add_generation_prompt=False)
+    assert full.startswith(start)
+    return start, full[len(start) :]
+
+
+def test_conversations_from_jsonl_and_yaml_train_on_their_last_answer_only(tmp_path, tiny_base, trained_rows):
+    """Multi-turn training examples: the loss covers the final assistant message, the earlier calls
+    and the tools' responses are context."""
+    import json
+
+    from pytest_toolsel.cases.sources import load_suites
+
+    def function(name, **arguments):
+        return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+    user = {"role": "user", "content": "Weather in Lima?"}
+    calls_lima = {"role": "assistant", "tool_calls": [function("get_weather", city="Lima")]}
+    response = {"role": "tool", "name": "get_weather", "content": {"temperature": 18}}
+    follow_up = {"role": "user", "content": "And ACME?"}
+    calls_acme = {"role": "assistant", "tool_calls": [function("get_stock_price", ticker="ACME")]}
+    in_text = {"role": "assistant", "content": "It is 18 degrees in Lima."}
+    rows = [
+        {"messages": [user, calls_lima], "tools": TOOLS, "metadata": "train"},
+        {"messages": [{"role": "developer", "content": "Today is Monday."}, user, calls_lima, response, follow_up, calls_acme],
+         "tools": TOOLS, "split": "train"},
+        {"messages": [user, calls_lima, response, in_text], "tools": TOOLS, "metadata": "train"},
+        {"messages": [follow_up, calls_acme], "tools": TOOLS, "id": "held-out"},
+    ]
+    dataset = tmp_path / "data.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(case_file(
+        "- prompt: held out\n  expect: get_weather\n",
+        extra="train:\n"
+        "  - messages:\n      - {role: user, content: 'Weather in Lima, then the price of ACME'}\n"
+        "      - role: assistant\n        tool_calls: [{function: {name: get_weather, arguments: {city: Lima}}}]\n"
+        "      - {role: tool, name: get_weather, content: {temperature: 18}}\n"
+        "    call: get_stock_price\n    args: {ticker: ACME}\n",
+    ))
+    suites = [*load_suites(dataset), load_suite(policy)]
+    trainer.train(suites, str(tiny_base), tmp_path / "ckpt", fast_recipe())
+
+    expected = [
+        rendered_turns([user], calls_lima, TOOLS),
+        rendered_turns([user, calls_lima, response, follow_up], calls_acme, TOOLS, system="Today is Monday."),
+        rendered_turns([user, calls_lima, response], in_text, TOOLS),
+        rendered_turns([{"role": "user", "content": "Weather in Lima, then the price of ACME"}, calls_lima, response],
+                       calls_acme, TOOLS),
+    ]
+    # After a tool's response the model's turn goes on: the follow-up and the answers stay in it.
+    assert "<end_function_response>And ACME?" in expected[1][0]
+    assert expected[2][1] == "It is 18 degrees in Lima.<end_of_turn>\n"
+    texts = as_text(AutoTokenizer.from_pretrained(tiny_base), trained_rows)
+    assert sorted(texts) == sorted(expected)

@@ -1,7 +1,9 @@
 """Case sources: the case files a policy is written in, read into a `Suite` and validated.
 
     suite.py        what a case file declares (Suite, Tool, TrainExample, Case, ArgCheck) and CaseFileError
+    sources.py      which files are case files (is_case_file) and reading one (load_suites), whatever the format
     yaml_source.py  a YAML case file: load_suite, looks_like_case_file, the top level of the document
+    jsonl_source.py a JSON Lines dataset in the Hugging Face conversational format: a suite per tool set
     reader.py       what the readers of its parts share (errors with lines, unknown keys)
     tools.py        `tools:` and their JSON schemas
     examples.py     `train:` examples

@@ -22,12 +22,13 @@ class ConversationReader(ToolReferences):
     """Messages checked one by one; the calls in them must be to declared tools and arguments."""
 
     def read_conversation(
-        self, value: Any, by_name: Mapping[str, Tool], keys: tuple, where: str
+        self, value: Any, by_name: Mapping[str, Tool], keys: tuple, where: str, first: int = 0
     ) -> tuple[tuple[dict, ...], str]:
-        """The normalised messages and the prompt they carry (the last user turn's text)."""
+        """The normalised messages and the prompt they carry (the last user turn's text). `first`: the
+        index of the first message in the list the user wrote (after a system message read apart)."""
         if not isinstance(value, list) or not value:
             raise self.error("a conversation must be a non-empty list of messages", keys, where)
-        messages = tuple(self.read_message(m, i, by_name, keys + (i,), where) for i, m in enumerate(value))
+        messages = tuple(self.read_message(m, first + i, by_name, keys + (i,), where) for i, m in enumerate(value))
         if messages[-1]["role"] not in ("user", "tool"):
             raise self.error(
                 "the conversation must end where the model answers next: with a user message or a tool's response "
@@ -71,12 +72,12 @@ class ConversationReader(ToolReferences):
             read["content"] = content
         if calls:
             read["tool_calls"] = [
-                self.read_call(call, f"{field}.tool_calls[{i}]", by_name, keys + ("tool_calls", i), where)
+                self.read_tool_call(call, f"{field}.tool_calls[{i}]", by_name, keys + ("tool_calls", i), where)
                 for i, call in enumerate(calls)
             ]
         return read
 
-    def read_call(self, call: Any, field: str, by_name: Mapping[str, Tool], keys: tuple, where: str) -> dict:
+    def read_tool_call(self, call: Any, field: str, by_name: Mapping[str, Tool], keys: tuple, where: str) -> dict:
         if not isinstance(call, dict):
             raise self.error(f"{field} must be a mapping with 'function': {{name, arguments}}", keys, where)
         self.check_keys(call, CALL_KEYS, keys, where)
@@ -108,3 +109,21 @@ class ConversationReader(ToolReferences):
                 where,
             )
         return {"role": "tool", "content": content}
+
+    def read_turns(self, entry: dict, by_name: Mapping[str, Tool], keys: tuple, where: str) -> tuple[str, tuple[dict, ...]]:
+        """A case file entry's prompt, and with `messages:` the conversation it ends: the earlier turns,
+        then the prompt as the last user turn (without a prompt, the messages end with a tool's response)."""
+        if "messages" not in entry:
+            return self.read_prompt(entry, keys, where), ()
+        messages = entry["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise self.error("field 'messages' must be a non-empty list of messages", keys + ("messages",), where)
+        if "prompt" in entry:
+            messages = [*messages, {"role": "user", "content": self.read_prompt(entry, keys, where)}]
+        elif not (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+            raise self.error(
+                "field 'prompt' is missing: give the user's prompt, or end 'messages' with a tool's response",
+                keys, where,
+            )
+        conversation, prompt = self.read_conversation(messages, by_name, keys + ("messages",), where)
+        return prompt, conversation

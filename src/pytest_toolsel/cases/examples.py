@@ -1,17 +1,17 @@
-"""The `train:` examples of a case file: a prompt and the calls (or the text answer) to teach."""
+"""The `train:` examples of a case file: a prompt (or a conversation) and the calls (or the text answer) to teach."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from .suite import NO_TOOL, Call, Tool, TrainExample
-from .tools import ToolReferences
+from .conversation import ConversationReader
 
-TRAIN_KEYS = ("prompt", "call", "args", "answer")
+TRAIN_KEYS = ("prompt", "messages", "call", "args", "answer")
 CALL_KEYS = ("name", "args")
 
 
-class ExamplesReader(ToolReferences):
+class ExamplesReader(ConversationReader):
     """One training example at a time; its calls name declared tools with declared arguments."""
 
     def read_train(self, entry: Any, index: int, by_name: Mapping[str, Tool]) -> TrainExample:
@@ -20,7 +20,7 @@ class ExamplesReader(ToolReferences):
         if not isinstance(entry, dict):
             raise self.error("a training example must be a mapping with 'prompt' and 'call'", keys, where)
         self.check_keys(entry, TRAIN_KEYS, keys, where)
-        prompt = self.read_prompt(entry, keys, where)
+        prompt, conversation = self.read_turns(entry, by_name, keys, where)
         if "call" not in entry:
             raise self.error("field 'call' is missing (a tool name, a list of {name, args}, or none)", keys, where)
         spec = entry["call"]
@@ -30,7 +30,7 @@ class ExamplesReader(ToolReferences):
             answer = entry.get("answer")
             if not isinstance(answer, str) or not answer.strip():
                 raise self.error("field 'answer': an example that calls no tool needs the text answer", keys, where)
-            return TrainExample(prompt=prompt, calls=(), answer=answer)
+            return TrainExample(prompt=prompt, calls=(), answer=answer, conversation=conversation)
         if "answer" in entry:
             raise self.error("field 'answer' is only for examples with 'call: none'", keys + ("answer",), where)
         if isinstance(spec, str):
@@ -44,7 +44,7 @@ class ExamplesReader(ToolReferences):
         else:
             raise self.error("field 'call' must be a tool name, a list of {name, args}, or none", keys + ("call",), where)
         calls = tuple(self.read_call(raw, ck, where, by_name) for raw, ck in zip(raw_calls, call_keys))
-        return TrainExample(prompt=prompt, calls=calls)
+        return TrainExample(prompt=prompt, calls=calls, conversation=conversation)
 
     def read_call(self, raw: Any, keys: tuple, where: str, by_name: Mapping[str, Tool]) -> Call:
         if not isinstance(raw, dict):

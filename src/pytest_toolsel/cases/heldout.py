@@ -9,14 +9,14 @@ from typing import Any, Mapping
 
 from .reader import node_line, yaml_typed
 from .suite import NO_TOOL, ArgCheck, Case, Tool
-from .tools import ToolReferences
+from .conversation import ConversationReader
 
-CASE_KEYS = ("prompt", "expect", "id", "args", "xfail")
+CASE_KEYS = ("prompt", "messages", "expect", "id", "args", "xfail")
 CHECK_OPERATORS = ("equals", "contains", "regex")
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-class CasesReader(ToolReferences):
+class CasesReader(ConversationReader):
     """The cases, their ids unique; what each expects and checks is declared by the tools."""
 
     def read_cases(self, entries: list, by_name: Mapping[str, Tool]) -> tuple[Case, ...]:
@@ -54,7 +54,7 @@ class CasesReader(ToolReferences):
                 )
             where = f"cases[{index}] (id '{case_id}')"
         self.check_keys(entry, CASE_KEYS, keys, where)
-        prompt = self.read_prompt(entry, keys, where)
+        prompt, conversation = self.read_turns(entry, by_name, keys, where)
         if "expect" not in entry:
             raise self.error("field 'expect' is missing (a tool name, a list of names, or none)", keys, where)
         expect = self.read_expect(entry["expect"], by_name, keys + ("expect",), where)
@@ -70,6 +70,7 @@ class CasesReader(ToolReferences):
             xfail=("expected to fail" if xfail is True else xfail) or None,
             index=index,
             line=node_line(self.root, keys),
+            conversation=conversation,
         )
 
     def read_expect(self, value: Any, by_name: Mapping[str, Tool], keys: tuple, where: str) -> frozenset[str]:

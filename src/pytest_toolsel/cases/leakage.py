@@ -16,14 +16,21 @@ def training_prompts(suites: Iterable[Suite]) -> dict[str, str]:
     trained: dict[str, str] = {}
     for suite in suites:
         for index, example in enumerate(suite.train):
-            trained.setdefault(normalise_prompt(example.prompt), f"{suite.path} train[{index}]")
+            trained.setdefault(normalise_prompt(example.prompt), training_location(suite, index))
     return trained
+
+
+def training_location(suite: Suite, index: int) -> str:
+    if suite.path.suffix == ".jsonl":  # a dataset row: its line
+        return f"{suite.path} row {suite.train_lines[index]}"
+    return f"{suite.path} train[{index}]"
 
 
 def leak_message(suite: Suite, case: Case, source: str) -> str:
     """The collection error of a case whose prompt was trained at `source`."""
+    entry = f"row {case.line}" if suite.path.suffix == ".jsonl" else f"cases[{case.index}]"
     return (
-        f"{suite.path}: cases[{case.index}] (id '{case.id}'): field 'prompt': "
+        f"{suite.path}: {entry} (id '{case.id}'): field 'prompt': "
         f"{case.prompt!r} is also a training prompt ({source}); "
         "a model cannot be graded on what it was trained on"
     )

@@ -57,6 +57,8 @@ class TrainExample:
     prompt: str
     calls: tuple[Call, ...]
     answer: str | None = None
+    # The conversation the answer continues, when there is more than the prompt (as Case.conversation).
+    conversation: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Case:
     # messages ending with a user turn or a tool's response; `prompt` is its last user turn. Empty:
     # the prompt is the whole conversation. Dicts, so left out of the hash.
     conversation: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    # The expected calls as a whole, arguments included, when the source gives them (a dataset row's
+    # last assistant message): what exact-call accuracy compares with. They do not fail the test.
+    reference_calls: tuple[Call, ...] | None = field(default=None, hash=False)
 
     @property
     def expect_label(self) -> str:
@@ -110,6 +115,7 @@ class Suite:
     cases: tuple[Case, ...]
     min_accuracy: float | None = None
     train_lines: tuple[int | None, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # accepted, but the user should know
 
     @property
     def tool_schemas(self) -> list[dict]:

@@ -22,7 +22,16 @@ _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 class ToolsReader(Reader):
-    """The `tools:` list: names unique, schemas well-formed."""
+    """The `tools:` list: names unique, schemas well-formed.
+
+    A property that FunctionGemma's template leaves out is refused, since a case file's author can
+    rename it; a dataset's rows are as published, so with `unseen` given it is accepted and
+    described there instead (the model sees the declaration without it, as deployed FunctionGemma does).
+    """
+
+    def __init__(self, path, root, unseen: list[str] | None = None):
+        super().__init__(path, root)
+        self.unseen = unseen
 
     def read_tools(self, value: Any) -> tuple[Tool, ...]:
         entries = self.read_list(value, "tools")
@@ -102,7 +111,10 @@ class ToolsReader(Reader):
         if not isinstance(properties, dict):
             raise self.error(f"field '{field_name}.properties' must be a mapping", keys + ("properties",), where)
         for name, prop in properties.items():
-            if name in UNDECLARABLE_PROPERTY_NAMES:
+            if name in UNDECLARABLE_PROPERTY_NAMES and self.unseen is not None:
+                self.unseen.append(f"{where}: property '{field_name}.properties.{name}' is left out by FunctionGemma's "
+                                   "template, so the model never sees it")
+            elif name in UNDECLARABLE_PROPERTY_NAMES:
                 raise self.error(
                     f"field '{field_name}.properties.{name}': FunctionGemma's template leaves out a property named "
                     f"'{name}', so the model would never see it; rename it",

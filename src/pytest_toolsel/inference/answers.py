@@ -1,13 +1,14 @@
 """Prompts rendered and answered: every case's output, and its tool choice when asked for.
 
 Cases that share their tools and system text share their developer turn, so they are answered
-together (`per_policy`), whichever files they come from.
+together, whichever files they come from; cases whose tools few others share are pooled
+(`answer_batches`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 from ..cases.suite import Case, Suite
 from ..functiongemma.chat_format import prompt_messages
@@ -15,8 +16,6 @@ from ..models.loading import LoadedModel
 from .confidence import choice_from_scores, tool_call_tokens, tool_choices
 from .generation import GenerationSettings, can_score_continuations, generate, generate_scored
 from .results_cache import Answer, AnswerCache
-
-T = TypeVar("T")
 
 
 def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
@@ -28,22 +27,39 @@ def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
     )
 
 
-def per_policy(cases: Sequence[tuple[Suite, Case]], work: Callable[[Suite, list[int]], list[T]]) -> list[T]:
-    """`work(suite, indices)` once per distinct set of tools and system text, its results put back in the
-    cases' order.
+# Cases whose tools and system text fewer than this many others share (a dataset where every row
+# has its own tools) are pooled with other such cases, so that they still fill batches.
+MIN_SHARED_GROUP = 4
+# Every prompt of a pool is scored for every tool name of the pool (its own names' scores are kept):
+# this bounds that extra work.
+MAX_POOLED_NAMES = 64
+
+
+def answer_batches(cases: Sequence[tuple[Suite, Case]]) -> list[list[int]]:
+    """The cases' indices, split into the groups answered together.
 
     Prompts with the same tools and system text share their developer turn, the long prefix that
-    generation and scoring run once per call, and fill one batch together even from several files.
+    generation and scoring run once per group, and fill one group together even from several files.
+    The rest, in groups of fewer than MIN_SHARED_GROUP, are pooled: a pool's prompts share whatever
+    prefix they have in common (exactly, as any group's; often just the turn's opening tokens, which
+    costs nothing) and fill batches together instead of one small batch per tool set.
     """
     groups: dict[str, list[int]] = {}
     for index, (suite, _) in enumerate(cases):
         key = json.dumps({"tools": suite.tool_schemas, "system": suite.system}, sort_keys=True)
         groups.setdefault(key, []).append(index)
-    results: list = [None] * len(cases)
-    for indices in groups.values():
-        for index, result in zip(indices, work(cases[indices[0]][0], indices)):
-            results[index] = result
-    return results
+    shared = [indices for indices in groups.values() if len(indices) >= MIN_SHARED_GROUP]
+    pools: list[list[int]] = []
+    names: set[str] = set()
+    for indices in (indices for indices in groups.values() if len(indices) < MIN_SHARED_GROUP):
+        group_names = set(cases[indices[0]][0].tool_names)
+        if pools and len(names | group_names) <= MAX_POOLED_NAMES:
+            pools[-1].extend(indices)
+            names |= group_names
+        else:
+            pools.append(list(indices))
+            names = group_names
+    return shared + pools
 
 
 def answer(
@@ -51,22 +67,31 @@ def answer(
 ) -> list[Answer]:
     prompts = [render_prompt(loaded.tokenizer, suite, case) for suite, case in cases]
 
-    def policy_answers(suite: Suite, indices: list[int]) -> list[Answer]:
+    def group_answers(indices: list[int]) -> list[Answer]:
         texts = [prompts[i] for i in indices]
         if not confidence:
             return [Answer(output) for output in generate(loaded, texts, settings)]
-        names = [tool.name for tool in suite.tools]
+        row_names = [cases[i][0].tool_names for i in indices]
+        names = list(dict.fromkeys(name for row in row_names for name in row))
         calls = tool_call_tokens(loaded.tokenizer, texts, names) if can_score_continuations(loaded) else None
         if calls is None or len(names) < 2:
             outputs = generate(loaded, texts, settings)
-            choices = tool_choices(loaded, texts, [names] * len(texts), settings.batch_size)
+            choices = tool_choices(loaded, texts, row_names, settings.batch_size)
         else:
             # The tools' calls are scored from the same pass over each prompt that generation makes.
-            outputs, scores = generate_scored(loaded, texts, settings, calls)
-            choices = [choice_from_scores(names, row) for row in scores]
+            column = {name: k for k, name in enumerate(names)}
+            # Rows of a pool with tool sets of their own are fed only their own tools' calls.
+            allowed = None if all(set(row) == set(names) for row in row_names) else [
+                frozenset(column[n] for n in row) for row in row_names]
+            outputs, scores = generate_scored(loaded, texts, settings, calls, allowed)
+            choices = [choice_from_scores(row, [scored[column[n]] for n in row]) for row, scored in zip(row_names, scores)]
         return [Answer(output, choice) for output, choice in zip(outputs, choices)]
 
-    return per_policy(cases, policy_answers)
+    results: list[Answer | None] = [None] * len(cases)
+    for indices in answer_batches(cases):
+        for index, result in zip(indices, group_answers(indices)):
+            results[index] = result
+    return results
 
 
 def cached_answers(

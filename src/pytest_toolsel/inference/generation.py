@@ -53,7 +53,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     sequences, the prefix is not shared and prompts are plainly left-padded (see
     `attends_to_everything`).
     """
-    return [answer for answer, _ in _run(loaded, prompts, settings, None)]
+    return [answer for answer, _ in _run(loaded, prompts, settings, None, None)]
 
 
 def can_score_continuations(loaded: LoadedModel) -> bool:
@@ -61,17 +61,19 @@ def can_score_continuations(loaded: LoadedModel) -> bool:
 
 
 def generate_scored(
-    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]]
+    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]],
+    allowed: scoring.Allowed = None,
 ) -> tuple[list[str], list[list[float]]]:
     """`generate`, plus for each prompt the scores of token `continuations` of it (see
-    `scoring.continuation_scores`), computed from the same pass over the prompt."""
+    `scoring.continuation_scores`), computed from the same pass over the prompt; with `allowed`, per
+    prompt only those of the continuations it lists (see `scoring.greedy_and_scores`)."""
     if not can_score_continuations(loaded):
         raise ValueError(f"{loaded.name}: continuation scores need the built-in decoding loop")
-    results = _run(loaded, prompts, settings, continuations)
+    results = _run(loaded, prompts, settings, continuations, allowed)
     return [answer for answer, _ in results], [scores for _, scores in results]
 
 
-def _run(loaded, prompts, settings, continuations) -> list[tuple[str, list[float] | None]]:
+def _run(loaded, prompts, settings, continuations, allowed) -> list[tuple[str, list[float] | None]]:
     tokenizer = loaded.tokenizer
     encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
     shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
@@ -91,7 +93,8 @@ def _run(loaded, prompts, settings, continuations) -> list[tuple[str, list[float
     results: list = [None] * len(prompts)
     for begin in range(0, len(order), settings.batch_size):
         batch = order[begin : begin + settings.batch_size]
-        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config, continuations)
+        work = (continuations, [allowed[i] for i in batch] if allowed is not None else None)
+        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config, work)
         for (tokens, scores), index in zip(done, batch):
             results[index] = (decode_answer(tokenizer, tokens, stops), scores)
     return results
@@ -110,26 +113,31 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
     )
 
 
-def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, continuations):
+def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, scored):
     """(new tokens, continuation scores) per suffix; a CUDA out-of-memory error splits the batch in two
-    and retries."""
+    and retries. `scored`: (continuations, per-suffix allowed ones or None)."""
     import torch
 
     try:
-        return _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations)
+        return _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored)
     except torch.cuda.OutOfMemoryError:
         if len(suffixes) == 1:
             raise
         torch.cuda.empty_cache()
         half = len(suffixes) // 2
-        return _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[:half], config, continuations) + (
-            _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes[half:], config, continuations)
-        )
+        continuations, allowed = scored
+        halves = [slice(None, half), slice(half, None)]
+        return [
+            result for part in halves for result in _generate_halving_on_oom(
+                loaded, prefix, shared_cache, suffixes[part], config,
+                (continuations, allowed[part] if allowed is not None else None))
+        ]
 
 
-def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuations):
+def _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored):
     import torch
 
+    continuations, allowed = scored
     if not decoding.supports(loaded.model):
         return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config)]
     stop = decoding.StopRule(frozenset(config.eos_token_id), tuple(config.stop_strings or ()))
@@ -138,7 +146,7 @@ def _generate_batch(loaded, prefix, shared_cache, suffixes, config, continuation
         rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
         if not continuations:
             return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop)]
-        return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations)))
+        return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations, allowed)))
 
 
 def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:

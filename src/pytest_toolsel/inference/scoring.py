@@ -14,9 +14,11 @@ from ..models.logits import output_logits, target_log_probs
 from ..models.prefix import common_prefix_length
 from .decoding import Rows, StopRule, extend, greedy
 
+Allowed = Sequence[frozenset[int]] | None  # per row, the continuations it is scored for; None: all
+
 
 def greedy_and_scores(model, tokenizer, rows: Rows, max_new_tokens: int, stop: StopRule,
-                      continuations: Sequence[list[int]]) -> tuple[list[list[int]], list[list[float]]]:
+                      continuations: Sequence[list[int]], allowed: Allowed = None) -> tuple[list[list[int]], list[list[float]]]:
     """`greedy` answers and `continuation_scores`, sharing the forward passes they have in common.
 
     An answer that starts with the continuations' common tokens (a tool call starts with
@@ -24,8 +26,12 @@ def greedy_and_scores(model, tokenizer, rows: Rows, max_new_tokens: int, stop: S
     part; and the continuation that greedy decoding goes on with is fed by it too. Only the others
     are fed separately, from a copy of the batch at the parting step. Rows whose answers do not
     start that way are scored from their prompts.
+
+    `allowed` (per row, the indices of the continuations it needs; None: all) lets rows with tool
+    sets of their own share a batch: each row is fed only its own tools' calls, and its scores of
+    the others are left meaningless (only the parting logit), for the caller to ignore.
     """
-    scoring = _ScoringAlongside(model, rows, continuations)
+    scoring = _ScoringAlongside(model, rows, continuations, allowed)
     answers = greedy(model, tokenizer, rows, max_new_tokens, stop, after_choice=scoring.after_choice)
     return answers, scoring.finish()
 
@@ -38,8 +44,8 @@ class _ScoringAlongside:
     which is far cheaper in one large product than in many small ones.
     """
 
-    def __init__(self, model, rows: Rows, continuations: Sequence[list[int]]):
-        self.model, self.continuations = model, continuations
+    def __init__(self, model, rows: Rows, continuations: Sequence[list[int]], allowed: Allowed = None):
+        self.model, self.continuations, self.allowed = model, continuations, allowed
         self.common = _parting_point(continuations)
         self.scores: list = [None] * rows.mask.size(0)
         self.partial: dict = {}  # answer index -> parting logits, one per continuation
@@ -78,7 +84,8 @@ class _ScoringAlongside:
             self.scores[row] = found.tolist()
         self._release_scored_prompts()
         if self.prompt_rows:
-            for row, found in zip(self.prompt_rows, continuation_scores(self.model, self.prompts, self.continuations)):
+            allowed = [self.allowed[row] for row in self.prompt_rows] if self.allowed is not None else None
+            for row, found in zip(self.prompt_rows, continuation_scores(self.model, self.prompts, self.continuations, allowed)):
                 self.scores[row] = found
         return self.scores
 
@@ -96,15 +103,19 @@ class _ScoringAlongside:
                 row = alive[slot]
                 self.partial[row] = row_logits
                 self.parting_slot[row] = slot
-                followed = [i for i, call in enumerate(continuations) if call[common] == token]
+                followed = [i for i, call in enumerate(continuations) if call[common] == token and self.allows(row, i)]
                 if len(followed) == 1 and len(continuations[followed[0]]) > common + 1:
                     self.following[row] = followed[0]
             for index, call in enumerate(continuations):
                 if len(call) > common + 1:
-                    self._feed_from_parting([alive[s] for s in slots if self.following.get(alive[s]) != index], index)
+                    feed = [alive[s] for s in slots if self.following.get(alive[s]) != index and self.allows(alive[s], index)]
+                    self._feed_from_parting(feed, index)
         self._release_scored_prompts()
         if not self.following:
             self.parting = None
+
+    def allows(self, row: int, index: int) -> bool:
+        return self.allowed is None or index in self.allowed[row]
 
     def _follow(self, step, rows, alive, answers) -> None:
         slot_of = {row: slot for slot, row in enumerate(alive)}
@@ -155,13 +166,14 @@ class _ScoringAlongside:
                 self.prompts = None
 
 
-def continuation_scores(model, rows: Rows, continuations: Sequence[list[int]]) -> list[list[float]]:
+def continuation_scores(model, rows: Rows, continuations: Sequence[list[int]], allowed: Allowed = None) -> list[list[float]]:
     """Per row, log p(continuation | row) of each continuation, up to one constant per row.
 
     The continuations' common first tokens have the same probability for all of them, so they are
     fed once and not scored; at the first token where they part, the softmax denominator is shared
     too, so the raw logits of the parting tokens are enough; only later tokens need full log-softmaxes.
     Normalising the scores over the continuations gives their exact probabilities. `rows` is unchanged.
+    With `allowed` (see `greedy_and_scores`) a row is fed only the continuations it needs.
     """
     import torch
 
@@ -173,10 +185,11 @@ def continuation_scores(model, rows: Rows, continuations: Sequence[list[int]]) -
         work.last_hidden = extend(model, work, shared)[:, -1]
     parting = torch.tensor([tokens[common] for tokens in continuations], device=device)
     scores = output_logits(model, work.last_hidden, parting).float()  # [rows, continuations]
-    every_row = torch.arange(work.mask.size(0), device=device)
     for index, tokens in enumerate(continuations):
-        if len(tokens) > common + 1:  # each continuation on its own, so that none is padded to the longest
-            scores[:, index] += _tail_log_probs(model, work, every_row, tokens[common:])
+        needed = [row for row in range(work.mask.size(0)) if allowed is None or index in allowed[row]]
+        if len(tokens) > common + 1 and needed:  # each continuation on its own, so that none is padded to the longest
+            slots = torch.tensor(needed, device=device)
+            scores[slots, index] += _tail_log_probs(model, work, slots, tokens[common:])
     return scores.cpu().tolist()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from ..cases.leakage import leak_message, training_prompts
 from ..cases.suite import CaseFileError, normalise_prompt
-from ..cases.yaml_source import looks_like_case_file
+from ..cases.sources import is_case_file
 from ..models.loading import ModelLoadError
 from ..reporting.reports import terminal_summary
 from ..training.recipe import RecipeError
@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if looks_like_case_file(file_path):
+    if is_case_file(file_path):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 

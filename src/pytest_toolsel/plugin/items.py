@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 
 from ..cases.suite import Case, CaseFileError, Suite
-from ..cases.yaml_source import load_suite
+from ..cases.sources import load_suites
 from ..inference.confidence import ToolChoice
 from ..models.loading import ModelLoadError
 from ..verdicts.evaluation import Outcome
@@ -26,11 +26,14 @@ class CaseFile(pytest.File):
     def collect(self):
         display = Path(self.nodeid.split("::")[0])
         try:
-            suite = load_suite(self.path, display=display)
+            suites = load_suites(self.path, display=display)
         except CaseFileError as problem:
             raise self.CollectError(str(problem)) from None
-        self.config.stash[SESSION_KEY].suites.append(suite)
-        for case in suite.cases:
+        state = self.config.stash[SESSION_KEY]
+        state.suites.extend(suites)
+        state.notes.extend(dict.fromkeys(note for suite in suites for note in suite.notes if note not in state.notes))
+        cases = sorted(((suite, case) for suite in suites for case in suite.cases), key=lambda pair: pair[1].index)
+        for suite, case in cases:
             item = CaseItem.from_parent(self, name=case.id, suite=suite, case=case)
             item.add_marker(pytest.mark.toolsel)
             if case.xfail:

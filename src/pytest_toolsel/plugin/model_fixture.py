@@ -21,7 +21,7 @@ from ..cases.heldout import CasesReader
 from ..cases.leakage import training_prompts
 from ..cases.suite import Case, CaseFileError, Suite, normalise_prompt
 from ..cases.tools import ToolsReader
-from ..cases.yaml_source import load_suite
+from ..cases.sources import load_suites
 from ..functiongemma.parsing import ParsedOutput, ToolCall, parse_output
 from ..inference.confidence import ToolChoice
 from ..inference.results_cache import Answer
@@ -84,9 +84,13 @@ class ToolselModel:
         path = Path(name_or_path)
         if path.is_file():
             try:
-                return load_suite(path)
+                suites = load_suites(path)
             except CaseFileError as problem:
                 _fail(str(problem))
+            if len(suites) == 1:
+                return suites[0]
+            self._fail_at(self._where(), f"{path} has rows with {len(suites)} different tool sets or system texts; "
+                          "give tools= and system= instead")
         self._fail_at(
             self._where(),
             f"no collected case file has the policy {str(name_or_path)!r} and no such file exists "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..cases.suite import ArgCheck, Case, Suite, Tool
-from ..cases.yaml_source import load_suite
+from ..cases.sources import load_suites
 from ..inference.results_cache import Answer
 from ..verdicts.evaluation import Outcome, RunResult, judged, report_order
 
@@ -122,18 +122,17 @@ def merge_runs(payloads: list[dict], rootpath: Path, recorded: dict[tuple[str, s
     cases of Python tests from their `recorded` definitions."""
     if not payloads:
         return None
-    suites: dict[str, Suite] = {}
+    known = dict(recorded)
+    read: set[str] = set()
     outcomes = []
     for payload in payloads:
         for entry in payload["answers"]:
             display = entry["file"]
-            if (display, entry["id"]) in recorded:
-                suite, case = recorded[(display, entry["id"])]
-            else:
-                if display not in suites:
-                    suites[display] = load_suite(rootpath / display, display=Path(display))
-                suite = suites[display]
-                case = next(case for case in suite.cases if case.id == entry["id"])
+            if (display, entry["id"]) not in known and display not in read:
+                read.add(display)
+                for suite in load_suites(rootpath / display, display=Path(display)):
+                    known.update({(display, case.id): (suite, case) for case in suite.cases})
+            suite, case = known[(display, entry["id"])]
             outcomes.append(judged(suite, case, Answer.from_json(entry)))
     return RunResult(
         model=payloads[0]["model"],

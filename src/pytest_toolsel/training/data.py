@@ -25,7 +25,7 @@ def example_record(suite: Suite, example: TrainExample) -> dict:
     else:
         answer = {"role": "assistant", "content": example.answer}
     return {
-        "prompt": prompt_messages(example.prompt, suite.system),
+        "prompt": prompt_messages(example.prompt, suite.system, example.conversation),
         "completion": [answer],
         # Stored as JSON text: Arrow needs one schema for every row, and tools differ between policies.
         "tools": json.dumps(suite.tool_schemas, ensure_ascii=False),

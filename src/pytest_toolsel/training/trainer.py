@@ -169,8 +169,11 @@ def train(
     sourced = sourced_records(suites)
     records = [example.record for example in sourced]
     if not records:
-        names = ", ".join(str(suite.path) for suite in suites) or "no case files"
-        raise TrainingError(f"nothing to train on: the collected case files ({names}) have no 'train:' examples")
+        names = ", ".join(dict.fromkeys(str(suite.path) for suite in suites)) or "no case files"
+        raise TrainingError(
+            f"nothing to train on: the collected case files ({names}) have no training examples "
+            "('train:' in YAML, rows with metadata or split 'train' in JSONL)"
+        )
     set_seed(recipe.seed)
     target = Path(output_dir)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -53,11 +53,13 @@ def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool]) -> Verdict:
 def expected_calls(case: Case, tools: Sequence[Tool]) -> list[tuple[str, dict]] | None:
     """The calls a case expects, when its argument checks say exactly what they are.
 
-    That is: every check is a plain value (`equals`), and every expected tool has its arguments given
+    That is: the reference calls a dataset row gives; or every check is a plain value (`equals`), and every expected tool has its arguments given
     (or declares none, so that `{}` is its only call); a case that expects no call expects the empty
     call list. A `contains` or `regex` check, or a tool with arguments left without checks, leaves the
     expected call open, and the case out of exact-call accuracy.
     """
+    if case.reference_calls is not None:
+        return [(call.name, dict(call.args)) for call in case.reference_calls]
     if any(check.operator != "equals" for check in case.arg_checks):
         return None
     arguments: dict[str, dict] = {name: {} for name in case.expect}
