@@ -30,8 +30,8 @@ def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
 # Cases whose tools and system text fewer than this many others share (a dataset where every row
 # has its own tools) are pooled with other such cases, so that they still fill batches.
 MIN_SHARED_GROUP = 4
-# Every prompt of a pool is scored for every tool name of the pool (its own names' scores are kept):
-# this bounds that extra work.
+# Each row of a pool is fed only its own tools' calls, but every prompt is tokenized with, and gets
+# the parting logit of, every tool name of the pool: this bounds that extra work.
 MAX_POOLED_NAMES = 64
 
 
