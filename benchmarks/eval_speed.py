@@ -10,7 +10,9 @@ checkpoint and prompts, each including its own model load:
 
 It prints prompts/s, the speed-up ratio, the parity of parsed calls and raw outputs between the seed
 loop's answers (batch size 1, no shared prefix) and the product's (they must be identical), whether
-the product's raw outputs and verdicts are identical across its runs (batch sizes 128 and 8), whether
+the product's raw outputs and verdicts are identical across its runs (batch sizes 128 and 8), how long
+one forward pass over each prompt alone takes (the bound that prompts sharing no prefix put on any
+speed-up: their tokens must each go through the model once), whether
 the tool probabilities it reports (scored from the generation pass) equal those of teacher-forcing
 each tool's call on its own, and the time to load the model.
 
@@ -41,6 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CASES = [ROOT / "cases" / "search_policy.yaml", ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml"]
 
 
+def tutorial_inputs(tokenizer, suite, case) -> dict:
+    """One prompt rendered as the tutorial renders it: the checkpoint's chat template, the policy's tools."""
+    return tokenizer.apply_chat_template(
+        prompt_messages(case.prompt, suite.system, case.conversation), tools=suite.tool_schemas, add_generation_prompt=True,
+        return_dict=True, return_tensors="pt",
+    )
+
+
 def seed_loop(model_dir: str, cases) -> tuple[float, float, list[str]]:
     """The tutorial's loop: one prompt at a time, max_new_tokens=128. Returns (load s, total s, outputs)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,14 +61,30 @@ def seed_loop(model_dir: str, cases) -> tuple[float, float, list[str]]:
     loaded = time.perf_counter()
     outputs = []
     for suite, case in cases:
-        inputs = tokenizer.apply_chat_template(
-            prompt_messages(case.prompt, suite.system, case.conversation), tools=suite.tool_schemas, add_generation_prompt=True,
-            return_dict=True, return_tensors="pt",
-        )
+        inputs = tutorial_inputs(tokenizer, suite, case)
         with torch.inference_mode():
             generated = model.generate(**inputs, max_new_tokens=128, do_sample=False)
         outputs.append(tokenizer.decode(generated[0, inputs["input_ids"].shape[1] :], skip_special_tokens=False))
     return loaded - started, time.perf_counter() - started, outputs
+
+
+def prompt_pass(model_dir: str, cases) -> tuple[int, float]:
+    """(prompt tokens, seconds) of one forward pass over each prompt alone through the model body,
+    no answer: the part of the work that nothing but a prefix shared between prompts can save, so
+    that seed-loop seconds over these seconds bounds the speed-up of an exact evaluation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokens, seconds = 0, 0.0
+    for suite, case in cases:
+        inputs = tutorial_inputs(tokenizer, suite, case)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.base_model(**inputs)
+        seconds += time.perf_counter() - started
+        tokens += inputs["input_ids"].size(1)
+    return tokens, seconds
 
 
 def product_load_seconds(spec: str) -> float:
@@ -132,6 +158,10 @@ def main() -> None:
         rows.append([label, f"{elapsed:.1f}", f"{count / elapsed:.2f}", f"{seed_s / elapsed:.1f}"])
         runs[label] = {(c["suite"], c["id"]): c for c in results["candidate"]["cases"]}
     print(tabulate(rows, headers=["evaluation", "wall s (incl. load)", "prompts/s", "speed-up"], tablefmt="github"))
+    tokens, pass_s = prompt_pass(args.model, cases)
+    print(f"reading every prompt once, one forward pass each, no answer: {tokens:,} prompt tokens in {pass_s:.1f} s; "
+          f"so an exact evaluation that reads each prompt in full, sharing no prefix, reaches about {seed_s / pass_s:.1f}x "
+          "the seed loop here at most")
     print(f"model load in the seed loop (tokenizer + weights, transformers' Auto classes): {load_s:.1f} s")
     print(f"checkpoint load by pytest-toolsel: {product_load_seconds(args.model):.1f} s")
     from pytest_toolsel.models.embedded import EMBEDDED_ALIAS

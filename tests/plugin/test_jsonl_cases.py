@@ -99,3 +99,17 @@ def test_xdist_workers_share_a_dataset_and_the_report_is_the_same(pytester, tiny
     runs = runs_without_and_with_xdist(pytester, "--model", str(tiny_checkpoint), "--base-model", str(tiny_base))
     assert re.search(r"pytest-xdist: gw0 answered \d+, gw1 answered \d+ of 21 cases", runs["2"][2].stdout.str())
     assert runs["2"][:2] == runs["0"][:2]
+
+
+def test_a_dataset_outside_the_rootdir_is_named_by_its_path_in_reports_and_notes(pytester, tiny_checkpoint):
+    # pytest names such a file in node ids by the collection argument ('.' for the file itself);
+    # reports and notes must still say which file a row came from.
+    project = pytester.mkdir("project")
+    outside = pytester.mkdir("datasets") / "bfcl_sample.jsonl"
+    shutil.copy(DATA / "bfcl_sample.jsonl", outside)
+    result = pytester.runpytest(f"--rootdir={project}", "-p", "no:cacheprovider", str(outside),
+                                "--model", str(tiny_checkpoint), "--no-baseline", "--report-dir", "reports")
+    assert result.parseoutcomes().get("passed", 0) + result.parseoutcomes().get("failed", 0) == 20
+    result.stdout.fnmatch_lines([f"*{outside}:2: row 2 (id 'multiple_191'): tools?1? (get_personality_traits)*"])
+    assert ".:2:" not in result.stdout.str()
+    assert {case["file"] for case in results(pytester)["candidate"]["cases"]} == {str(outside)}

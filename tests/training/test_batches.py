@@ -73,3 +73,27 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(batches) == 8  # 8 rows, batches of 2, two epochs
     assert all(len(starts) == 1 for starts in batches), batches
     assert len(set().union(*batches)) == 2  # both policies were trained
+
+
+@pytest.mark.parametrize("digit_weight", [1.0, 3.0])
+def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, monkeypatch, digit_weight):
+    given = []
+    real_loss = trainer.weighted_answer_loss
+
+    def recording_loss(model, input_ids, attention_mask, labels, *head):
+        given.append(head)
+        return real_loss(model, input_ids, attention_mask, labels, *head)
+
+    monkeypatch.setattr(trainer, "weighted_answer_loss", recording_loss)
+    weather = tmp_path / "weather.yaml"
+    weather.write_text(case_file(
+        "- prompt: held out\n  expect: get_weather\n",
+        extra="train:\n  - prompt: Weather in city 7?\n    call: get_weather\n    args: {city: C7}\n",
+    ))
+    trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(digit_weight=digit_weight))
+    (head_tokens, head_weight, digits), = set(given)
+    assert (head_tokens, head_weight) == (8, 5.0)
+    if digit_weight == 1.0:
+        assert digits is None  # the default adds nothing to the loss
+    else:
+        assert digits.weight == 3.0 and len(digits.token_ids) == 10

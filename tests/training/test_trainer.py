@@ -163,6 +163,19 @@ def test_answer_head_weights_emphasise_the_first_answer_tokens():
     assert answer_head_weights(labels, head_tokens=2, weight=1.0).tolist() == (labels != -100).float().tolist()
 
 
+def test_digit_weight_raises_digit_labels_outside_the_head_and_never_lowers_the_head(tiny_tokenizer):
+    import torch
+
+    from pytest_toolsel.training.loss import DigitWeight, answer_head_weights, digit_token_ids
+
+    digits = digit_token_ids(tiny_tokenizer)
+    assert [tiny_tokenizer.decode([i]) for i in digits] == list("0123456789")
+    one, six, colon = tiny_tokenizer.convert_tokens_to_ids(["1", "6", ":"])
+    labels = torch.tensor([[-100, one, 5, six, colon, six, -100]])
+    weights = answer_head_weights(labels, head_tokens=2, weight=4.0, digits=DigitWeight(digits, 3.0))
+    assert weights.tolist() == [[0, 4, 4, 3, 1, 3, 0]]
+
+
 def weather_training_file(path: Path, examples: int) -> Path:
     path.write_text(
         case_file(

@@ -4,6 +4,8 @@
     options.py     the command-line options
     items.py       CaseFile and CaseItem: what pytest collects from a case file, and how a miss reads
     model_fixture.py  `toolsel_model`: the model under test for tests written in Python, and assert_selects
+    questions.py     what such a test asks, made into a suite and a case as a case file gives them
+    call_site.py     where in the test the fixture was called, and failing the test there
     session.py     the session's state, one part per phase:
     checkpoint.py    run: train the model under test when it is missing, or say that it is stale
     runs.py          run: the candidate's and the baseline's answers and verdicts

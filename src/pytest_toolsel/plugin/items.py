@@ -22,11 +22,19 @@ if TYPE_CHECKING:
 SESSION_KEY: pytest.StashKey[ToolselSession] = pytest.StashKey()
 
 
+def display_path(path: Path, rootpath: Path) -> Path:
+    """How reports and errors name a case file: relative to the rootdir, or whole when outside it
+    (where pytest's node id names the file by the collection argument, often as '.')."""
+    try:
+        return path.relative_to(rootpath)
+    except ValueError:
+        return path
+
+
 class CaseFile(pytest.File):
     def collect(self):
-        display = Path(self.nodeid.split("::")[0])
         try:
-            suites = load_suites(self.path, display=display)
+            suites = load_suites(self.path, display=display_path(self.path, self.config.rootpath))
         except CaseFileError as problem:
             raise self.CollectError(str(problem)) from None
         state = self.config.stash[SESSION_KEY]

@@ -35,6 +35,8 @@ class Recipe:
     # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
     tool_name_weight: float = 5.0
     tool_name_tokens: int = 8
+    # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
+    digit_weight: float = 1.0
     eval_fraction: float = 0.1
     seed: int = 42
 
