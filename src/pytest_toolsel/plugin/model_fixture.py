@@ -21,7 +21,7 @@ from ..inference.confidence import ToolChoice
 from ..inference.results_cache import Answer
 from ..verdicts.evaluation import judged
 from .call_site import CallSite, call_site, fail, fail_at
-from .items import ToolSelectionMiss, display_path, format_miss, settle
+from .items import ToolSelectionMiss, format_miss, settle
 from .questions import Prompt, find_policy, question, question_suite
 
 if TYPE_CHECKING:
@@ -88,10 +88,11 @@ class ToolselModel:
         """Answers to many prompts, generated together in batches (and from the results cache)."""
         site = self._site()
         suite = question_suite(self._session.suites, policy, tools, system, site)
+        system_given = system is not None or policy is not None
         asked = []
         for prompt in prompts:
             self._asked += 1
-            asked.append(question(suite, prompt, self._asked, site, system_given=system is not None or policy is not None))
+            asked.append(question(suite, prompt, self._asked, site, system_given))
         answers, generated = self._session.runs.candidate_answers(asked, confidence=confidence)
         return [
             ModelAnswer(suite, case, found.output, parse_output(found.output), found.choice, index not in generated)
@@ -110,25 +111,24 @@ class ToolselModel:
         if not isinstance(answer, ModelAnswer):
             answer = self.ask(answer, policy=policy, tools=tools, system=system,
                               confidence=self._session.options.confidence)
-        test_id, path = self._current_test()
-        case = self._expectation(answer, expect, args, test_id)
+        test_id = self._current_test_id()
+        site = self._site()
+        case = self._expectation(answer, expect, args, test_id, site)
         trained = training_prompts(self._session.suites).get(normalise_prompt(case.prompt))
         if trained:
-            fail_at(self._site(), f"the prompt {case.prompt!r} is also a training prompt ({trained}); "
+            fail_at(site, f"the prompt {case.prompt!r} is also a training prompt ({trained}); "
                     "a model cannot be graded on what it was trained on")
-        outcome = judged(replace(answer.suite, path=path), case, Answer(answer.output, answer.choice))
+        outcome = judged(replace(answer.suite, path=site.path), case, Answer(answer.output, answer.choice))
         runs = self._session.runs
         runs.record(outcome, reused=answer.cached)
         try:
             settle(self._session, outcome, lambda: runs.before_passed(outcome.suite, outcome.case))
         except ToolSelectionMiss as miss:
-            where = self._site()
-            fail(f"{format_miss(miss)}\n  asserted at: {where.path}:{where.line}")
+            fail(f"{format_miss(miss)}\n  asserted at: {site.path}:{site.line}")
         return answer
 
-    def _expectation(self, answer: ModelAnswer, expect, args, test_id: str) -> Case:
+    def _expectation(self, answer: ModelAnswer, expect, args, test_id: str, where: CallSite) -> Case:
         """The answer's case with what it must call, checked as a case file's `expect:` and `args:` are."""
-        where = self._site()
         entry = {"prompt": answer.case.prompt, "expect": expect if expect is None or isinstance(expect, str) else list(expect)}
         if args is not None:
             entry["args"] = dict(args)
@@ -148,12 +148,12 @@ class ToolselModel:
 
     # -- where the test is ---------------------------------------------------------------------------
 
-    def _current_test(self) -> tuple[str, Path]:
+    def _current_test_id(self) -> str:
         item = self._session.current_item
         if item is None:
             fail("toolsel_model.assert_selects must be called from a running test")
         _, _, rest = item.nodeid.partition("::")
-        return rest or item.name, display_path(item.path, item.config.rootpath)
+        return rest or item.name
 
     def _site(self) -> CallSite:
         return call_site(self._session.current_item)
