@@ -75,8 +75,8 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(set().union(*batches)) == 2  # both policies were trained
 
 
-@pytest.mark.parametrize("digit_weight", [1.0, 3.0])
-def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, monkeypatch, digit_weight):
+@pytest.mark.parametrize("weights", [{}, {"digit_weight": 3.0}, {"value_weight": 2.0}, {"digit_weight": 3.0, "value_weight": 2.0}])
+def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
     given = []
     real_loss = trainer.weighted_answer_loss
 
@@ -90,10 +90,15 @@ def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, monkeypa
         "- prompt: held out\n  expect: get_weather\n",
         extra="train:\n  - prompt: Weather in city 7?\n    call: get_weather\n    args: {city: C7}\n",
     ))
-    trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(digit_weight=digit_weight))
-    (head_tokens, head_weight, digits), = set(given)
+    trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(**weights))
+    (head_tokens, head_weight, emphases), = set(given)
     assert (head_tokens, head_weight) == (8, 5.0)
-    if digit_weight == 1.0:
-        assert digits is None  # the default adds nothing to the loss
-    else:
-        assert digits.weight == 3.0 and len(digits.token_ids) == 10
+    # The defaults (1) add nothing to the loss; each weight that is set adds its own emphasis.
+    assert {type(emphasis).__name__: emphasis.weight for emphasis in emphases} == {
+        {"digit_weight": "DigitWeight", "value_weight": "ValueWeight"}[key]: value for key, value in weights.items()
+    }
+    for emphasis in emphases:
+        if type(emphasis).__name__ == "DigitWeight":
+            assert len(emphasis.token_ids) == 10
+        else:
+            assert emphasis.escape_id == tiny_tokenizer.convert_tokens_to_ids("<escape>") != tiny_tokenizer.unk_token_id

@@ -172,8 +172,32 @@ def test_digit_weight_raises_digit_labels_outside_the_head_and_never_lowers_the_
     assert [tiny_tokenizer.decode([i]) for i in digits] == list("0123456789")
     one, six, colon = tiny_tokenizer.convert_tokens_to_ids(["1", "6", ":"])
     labels = torch.tensor([[-100, one, 5, six, colon, six, -100]])
-    weights = answer_head_weights(labels, head_tokens=2, weight=4.0, digits=DigitWeight(digits, 3.0))
+    weights = answer_head_weights(labels, head_tokens=2, weight=4.0, emphases=(DigitWeight(digits, 3.0),))
     assert weights.tolist() == [[0, 4, 4, 3, 1, 3, 0]]
+
+
+def test_value_weight_raises_every_label_of_a_string_value_quotes_included_and_nothing_else(tiny_tokenizer):
+    import torch
+
+    from pytest_toolsel.training.loss import DigitWeight, ValueWeight, answer_head_weights
+
+    call, brace, escape, six, a, end = tiny_tokenizer.convert_tokens_to_ids(
+        ["<start_function_call>", "{", "<escape>", "6", "a", "<end_function_call>"]
+    )
+    assert tiny_tokenizer.unk_token_id not in (call, brace, escape, six, a, end)
+    # A call with two string values (digits inside one), then a text answer.
+    labels = torch.tensor([
+        [-100, call, brace, escape, a, six, escape, brace, escape, a, escape, end],
+        [-100, -100, a, a, a, six, a, a, a, a, a, -100],
+    ])
+    values = ValueWeight(escape, 2.0)
+    weights = answer_head_weights(labels, head_tokens=2, weight=4.0, emphases=(values,))
+    assert weights.tolist() == [
+        [0, 4, 4, 2, 2, 2, 2, 1, 2, 2, 2, 1],
+        [0, 0, 4, 4, 1, 1, 1, 1, 1, 1, 1, 0],  # no <escape>: a text answer is not a value
+    ]
+    both = answer_head_weights(labels, head_tokens=2, weight=4.0, emphases=(values, DigitWeight((six,), 3.0)))
+    assert both[0].tolist() == [0, 4, 4, 2, 2, 3, 2, 1, 2, 2, 2, 1] and both[1, 5] == 3
 
 
 def weather_training_file(path: Path, examples: int) -> Path:

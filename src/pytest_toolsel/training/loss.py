@@ -12,24 +12,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..functiongemma.chat_format import ESCAPE
 from ..models.logits import IGNORED, answer_log_probs
 from ..models.prefix import attends_to_everything, common_prefix_length
 
 MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
 
 
-def answer_head_weights(labels, head_tokens: int, weight: float, digits: "DigitWeight | None" = None):
+def answer_head_weights(labels, head_tokens: int, weight: float, emphases: tuple = ()):
     """Per-position loss weights for next-token labels (already shifted): `weight` on each answer's
-    first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored; with `digits`,
-    at least `digits.weight` wherever the label is a digit token."""
+    first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored; each of
+    `emphases` (DigitWeight, ValueWeight) raises the weights of its own positions to at least its
+    weight, never lowering the head's."""
     import torch
 
     answer = labels != IGNORED
     rank = torch.cumsum(answer.long(), dim=1)  # 1 for the first answer token, 2 for the next, ...
     weights = torch.where(rank <= head_tokens, torch.full_like(labels, 0, dtype=torch.float32) + weight, 1.0)
-    if digits is not None and digits.token_ids:
-        ids = torch.tensor(digits.token_ids, device=labels.device)
-        weights = torch.where(torch.isin(labels, ids), weights.clamp(min=digits.weight), weights)
+    for emphasis in emphases:
+        weights = torch.where(emphasis.positions(labels), weights.clamp(min=emphasis.weight), weights)
     return weights * answer
 
 
@@ -41,6 +42,39 @@ class DigitWeight:
 
     token_ids: tuple[int, ...]
     weight: float
+
+    def positions(self, labels):
+        import torch
+
+        return torch.isin(labels, torch.tensor(self.token_ids, device=labels.device))
+
+
+@dataclass(frozen=True)
+class ValueWeight:
+    """Extra loss weight on string argument values: every label from an opening `<escape>` to its
+    closing one, both included (the closing one decides where a copied name or address ends). A
+    value is where a call goes wrong once the tool is right: a digit of an hour, a letter of an
+    e-mail address; weighting digits alone made the letters lose (see tuning/recipe.yaml)."""
+
+    escape_id: int
+    weight: float
+
+    def positions(self, labels):
+        import torch
+
+        escapes = labels == self.escape_id
+        opened = torch.cumsum(escapes.long(), dim=1) % 2 == 1  # after an opening, before its closing
+        return (opened | escapes) & (labels != IGNORED)
+
+
+def loss_emphases(recipe, tokenizer) -> tuple:
+    """The recipe's extra loss weights that are on (a weight of 1 adds nothing)."""
+    emphases = []
+    if recipe.digit_weight != 1.0:
+        emphases.append(DigitWeight(digit_token_ids(tokenizer), recipe.digit_weight))
+    if recipe.value_weight != 1.0:
+        emphases.append(ValueWeight(tokenizer.convert_tokens_to_ids(ESCAPE), recipe.value_weight))
+    return tuple(emphases)
 
 
 def digit_token_ids(tokenizer) -> tuple[int, ...]:
@@ -107,7 +141,7 @@ def right_padded(attention_mask) -> bool:
 
 
 def weighted_answer_loss(
-    model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float, digits: DigitWeight | None = None
+    model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float, emphases: tuple = ()
 ):
     """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
     import torch
@@ -121,7 +155,7 @@ def weighted_answer_loss(
         log_probs, targets = answer_log_probs(
             model, input_ids[index], attention_mask[index], labels[index], group.prefix_length
         )
-        weights = answer_head_weights(targets, head_tokens, head_weight, digits)
+        weights = answer_head_weights(targets, head_tokens, head_weight, emphases)
         total = total + (log_probs * weights[targets != IGNORED]).sum()
         weight_sum = weight_sum + weights.sum()
     return -total / weight_sum.clamp(min=1)

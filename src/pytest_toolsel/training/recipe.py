@@ -37,6 +37,8 @@ class Recipe:
     tool_name_tokens: int = 8
     # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
     digit_weight: float = 1.0
+    # Loss weight of string argument values (from <escape> to <escape>); 1: no extra weight.
+    value_weight: float = 1.0
     eval_fraction: float = 0.1
     seed: int = 42
 

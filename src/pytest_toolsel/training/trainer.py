@@ -22,7 +22,7 @@ from ..functiongemma.chat_format import FORMAT_VERSION
 from ..models.loading import METADATA_FILE, pick_device, read_metadata, resolve
 from .batches import PolicyBatchSampler
 from .data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
-from .loss import DigitWeight, answer_head_weights, digit_token_ids, weighted_answer_loss
+from .loss import answer_head_weights, loss_emphases, weighted_answer_loss
 from .recipe import Recipe
 
 
@@ -128,9 +128,7 @@ def _weighted_trainer_class():
             super().__init__(*args, **kwargs)
             self.recipe = recipe
             self.row_policies = row_policies
-            self.digits = None
-            if recipe.digit_weight != 1.0:
-                self.digits = DigitWeight(digit_token_ids(self.processing_class), recipe.digit_weight)
+            self.emphases = loss_emphases(recipe, self.processing_class)
 
         def _get_train_sampler(self, train_dataset=None):
             # Batches of one policy each, so that the loss runs each batch's prefix once.
@@ -139,7 +137,7 @@ def _weighted_trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if return_outputs:  # evaluation: TRL's own loss and metrics
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            head = (self.recipe.tool_name_tokens, self.recipe.tool_name_weight, self.digits)
+            head = (self.recipe.tool_name_tokens, self.recipe.tool_name_weight, self.emphases)
             if self.accelerator.unwrap_model(model) is model:
                 ids, labels = inputs["input_ids"], inputs["labels"]
                 return weighted_answer_loss(model, ids, inputs.get("attention_mask", ids.new_ones(ids.shape)), labels, *head)
