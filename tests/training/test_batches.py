@@ -10,6 +10,7 @@ from conftest import case_file
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.training import trainer
 from pytest_toolsel.training.batches import PolicyBatchSampler
+from pytest_toolsel.training.loss import DigitWeight, ValueWeight
 from test_data import CONTACT_TOOLS_YAML, fast_recipe
 
 
@@ -94,11 +95,10 @@ def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base,
     (head_tokens, head_weight, emphases), = set(given)
     assert (head_tokens, head_weight) == (8, 5.0)
     # The defaults (1) add nothing to the loss; each weight that is set adds its own emphasis.
-    assert {type(emphasis).__name__: emphasis.weight for emphasis in emphases} == {
-        {"digit_weight": "DigitWeight", "value_weight": "ValueWeight"}[key]: value for key, value in weights.items()
-    }
+    kinds = {"digit_weight": DigitWeight, "value_weight": ValueWeight}
+    assert {type(emphasis): emphasis.weight for emphasis in emphases} == {kinds[key]: value for key, value in weights.items()}
     for emphasis in emphases:
-        if type(emphasis).__name__ == "DigitWeight":
+        if isinstance(emphasis, DigitWeight):
             assert len(emphasis.token_ids) == 10
         else:
             assert emphasis.escape_id == tiny_tokenizer.convert_tokens_to_ids("<escape>") != tiny_tokenizer.unk_token_id
