@@ -123,6 +123,14 @@ def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
     return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny-base"))
 
 
+@pytest.fixture(scope="session")
+def plain_tiny_base(tmp_path_factory):
+    """A tiny base laid out like plain Gemma 3: placeholders at ids 46-52, no template, so training
+    places the control tokens as it does for the embedded base."""
+    tokenizer = tiny.build_tokenizer(CORPUS, plain_base=True)
+    return tiny.save(tiny.build_model(tokenizer), tokenizer, tmp_path_factory.mktemp("plain-base"))
+
+
 def runs_without_and_with_xdist(pytester, *args: str) -> dict[str, tuple[dict, str, object]]:
     """The same session as a plain run ("0") and on two xdist workers ("2"): per run, results.json
     (less its time stamp), accuracy.md and pytester's result."""

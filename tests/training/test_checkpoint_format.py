@@ -8,20 +8,12 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-import tiny
-from conftest import CORPUS, case_file
+from conftest import case_file
 from pytest_toolsel.cli import main as toolsel_train
 from pytest_toolsel.functiongemma.chat_format import CONTROL_TOKENS, FORMAT_VERSION, FUNCTIONGEMMA_TOKEN_IDS, chat_template
 
 TRAIN = "train:\n  - prompt: Weather in Lima?\n    call: get_weather\n    args: {city: Lima}\n"
 CASE = "- prompt: What is the weather in Paris?\n  expect: get_weather\n"
-
-
-@pytest.fixture(scope="module")
-def plain_tiny_base(tmp_path_factory):
-    """A tiny base laid out like plain Gemma 3: placeholders at ids 46-52, no template."""
-    tokenizer = tiny.build_tokenizer(CORPUS, plain_base=True)
-    return tiny.save(tiny.build_model(tokenizer), tokenizer, tmp_path_factory.mktemp("plain-base"))
 
 
 @pytest.fixture(scope="module")

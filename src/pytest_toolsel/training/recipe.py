@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .embeddings import CHOICES as EMBEDDING_CHOICES
+
 DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 
 
@@ -31,6 +33,9 @@ class Recipe:
     # "words": each new control token starts as the mean embedding of its words ("start function
     # call"); "mean": the mean of all embeddings. Only used when the base lacks the tokens.
     token_init: str = "words"
+    # "all": every embedding row trains; "control": only the new control tokens' rows, the rest stay
+    # the base's (see training/embeddings.py). Needs weight_decay 0, which would shrink frozen rows.
+    train_embeddings: str = "all"
     # The tool choice is one or two tokens among the ~25 of an answer, most of them query text; these
     # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
     tool_name_weight: float = 5.0
@@ -46,7 +51,7 @@ class Recipe:
         return asdict(self)
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> "Recipe":
-        return replace(self, **_checked(overrides, source))
+        return _consistent(replace(self, **_checked(overrides, source)), source)
 
 
 def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -71,7 +76,18 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
         checked["max_length"] = _max_length(checked["max_length"], source)
     if checked.get("token_init", "words") not in ("words", "mean"):
         raise RecipeError(f"{source}: token_init must be 'words' or 'mean'")
+    if checked.get("train_embeddings", "all") not in EMBEDDING_CHOICES:
+        raise RecipeError(f"{source}: train_embeddings must be one of {', '.join(EMBEDDING_CHOICES)}")
     return checked
+
+
+def _consistent(recipe: "Recipe", source: str) -> "Recipe":
+    if recipe.train_embeddings == "control" and recipe.weight_decay:
+        raise RecipeError(
+            f"{source}: train_embeddings 'control' keeps the other embedding rows as the base has them, "
+            f"but weight_decay {recipe.weight_decay} would shrink them every step; set weight_decay to 0"
+        )
+    return recipe
 
 
 def _max_length(value: Any, source: str) -> int | None:

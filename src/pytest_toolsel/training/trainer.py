@@ -22,6 +22,7 @@ from ..functiongemma.chat_format import FORMAT_VERSION
 from ..models.loading import METADATA_FILE, pick_device, read_metadata, resolve
 from .batches import PolicyBatchSampler
 from .data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
+from .embeddings import train_only_rows
 from .loss import answer_head_weights, loss_emphases, weighted_answer_loss
 from .recipe import Recipe
 
@@ -186,6 +187,8 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         added = prepare_for_function_calling(model, tokenizer, recipe.token_init)
+        if recipe.train_embeddings == "control":
+            train_only_rows(model, added.values())
         # Tokenized here, with the control tokens in place: TRL skips its own tokenization for rows
         # that carry input_ids, and Arrow then stores nothing but lists of ints.
         rows = [tokenized_row(tokenizer, example.record) for example in sourced]

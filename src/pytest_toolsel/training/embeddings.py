@@ -1,0 +1,33 @@
+"""Which rows of the embedding matrix a fine-tune may change.
+
+Gemma 3 ties its input embeddings to its output layer, and that matrix (262k rows) is most of the
+270M parameters. Training all of it lets each row that training answers contain be pushed up
+as an output, so the model learns to recall the training data's strings: a new request's
+"grandma.ruth@" comes out as the training set's "grandmama.ruth@". With `train_embeddings:
+control`, only the rows of the control tokens that base preparation placed (they start as mere
+averages and must be learned) change; every other row stays the base's, and the layers above
+learn to use them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+CHOICES = ("all", "control")
+
+
+def train_only_rows(model, rows: Iterable[int]) -> int:
+    """Zero the gradient of every embedding row (input and, when untied, output) but `rows`, so
+    that the optimiser leaves them exactly as they are (with no weight decay, AdamW's step on a
+    row whose gradient is always zero is zero). Returns how many rows stay trainable."""
+    import torch
+
+    keep = sorted(set(rows))
+    matrices = {id(layer.weight): layer.weight for layer in (model.get_input_embeddings(), model.get_output_embeddings())
+                if layer is not None}
+    for weight in matrices.values():
+        mask = torch.zeros(weight.shape[0], 1)
+        mask[keep] = 1
+        # The trainer moves the model (to CUDA, say) after this, so the mask follows each gradient.
+        weight.register_hook(lambda grad, mask=mask: grad * mask.to(device=grad.device, dtype=grad.dtype))
+    return len(keep)
