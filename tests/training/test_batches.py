@@ -76,7 +76,8 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(set().union(*batches)) == 2  # both policies were trained
 
 
-@pytest.mark.parametrize("weights", [{}, {"digit_weight": 3.0}, {"value_weight": 2.0}, {"digit_weight": 3.0, "value_weight": 2.0}])
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0}, {"digit_weight": 1.0, "value_weight": 2.0},
+                                     {"digit_weight": 3.0, "value_weight": 2.0}])
 def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
     given = []
     real_loss = trainer.weighted_answer_loss
@@ -94,9 +95,10 @@ def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base,
     trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(**weights))
     (head_tokens, head_weight, emphases), = set(given)
     assert (head_tokens, head_weight) == (8, 5.0)
-    # The defaults (1) add nothing to the loss; each weight that is set adds its own emphasis.
+    # A weight of 1 adds nothing to the loss; each other weight adds its own emphasis.
     kinds = {"digit_weight": DigitWeight, "value_weight": ValueWeight}
-    assert {type(emphasis): emphasis.weight for emphasis in emphases} == {kinds[key]: value for key, value in weights.items()}
+    expected = {kinds[key]: value for key, value in weights.items() if value != 1.0}
+    assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
     for emphasis in emphases:
         if isinstance(emphasis, DigitWeight):
             assert len(emphasis.token_ids) == 10

@@ -27,6 +27,7 @@ def test_shipped_recipe_is_valid_and_complete():
     recipe = load_recipe(ROOT / "tuning" / "recipe.yaml")
     shipped = json.loads(json.dumps(recipe.as_dict()))
     assert set(shipped) == set(Recipe().as_dict())
+    assert recipe == Recipe()  # a project without tuning/recipe.yaml trains the same way
     assert recipe.learning_rate == pytest.approx(1e-4)
 
 

@@ -33,15 +33,15 @@ class Recipe:
     # "words": each new control token starts as the mean embedding of its words ("start function
     # call"); "mean": the mean of all embeddings. Only used when the base lacks the tokens.
     token_init: str = "words"
-    # "all": every embedding row trains; "control": only the new control tokens' rows, the rest stay
-    # the base's (see training/embeddings.py). Needs weight_decay 0, which would shrink frozen rows.
-    train_embeddings: str = "all"
+    # "control": only the new control tokens' embedding rows train, the rest stay the base's (see
+    # training/embeddings.py and tuning/recipe.yaml); "all": every row. "control" needs weight_decay 0.
+    train_embeddings: str = "control"
     # The tool choice is one or two tokens among the ~25 of an answer, most of them query text; these
     # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
     tool_name_weight: float = 5.0
     tool_name_tokens: int = 8
     # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
-    digit_weight: float = 1.0
+    digit_weight: float = 3.0
     # Loss weight of string argument values (from <escape> to <escape>); 1: no extra weight.
     value_weight: float = 1.0
     eval_fraction: float = 0.1
