@@ -3,6 +3,8 @@ and gradients must equal those of a plain full forward pass."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import tiny
 import torch
@@ -73,6 +75,18 @@ def test_loss_and_gradients_equal_the_plain_forward(tiny_tokenizer, two_policies
         torch.testing.assert_close(actual_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def width_recording(forward, widths: list):
+    """`forward`, noting the width of each batch it runs; it keeps the signature, from which the loss
+    reads the name of the cache keyword."""
+
+    @functools.wraps(forward)
+    def recording(**kwargs):
+        widths.append(kwargs["input_ids"].size(1))
+        return forward(**kwargs)
+
+    return recording
+
+
 def test_a_prefix_longer_than_the_sliding_window_is_still_shared(tiny_tokenizer, two_policies, monkeypatch):
     """Right-padded rows put no padding between prefix and text: the loss above must have run the
     prefixes once (the window-16 case equals the plain forward with them shared, not by falling back)."""
@@ -82,8 +96,7 @@ def test_a_prefix_longer_than_the_sliding_window_is_still_shared(tiny_tokenizer,
     model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
     assert max(group.prefix_length for group in prefix_groups(input_ids, labels)) > 16
     widths = []
-    real_forward = model.base_model.forward
-    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    monkeypatch.setattr(model.base_model, "forward", width_recording(model.base_model.forward, widths))
     weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0)
     shared = [group.prefix_length for group in prefix_groups(input_ids, labels) if len(group.rows) > 1]
     assert shared and all(length in widths for length in shared)  # each prefix ran once, on its own
@@ -95,7 +108,6 @@ def test_left_padded_rows_do_not_share_a_prefix_across_a_short_window(tiny_token
     flipped = (input_ids.flip(1), mask.flip(1), labels.flip(1))
     model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=16)
     widths = []
-    real_forward = model.base_model.forward
-    monkeypatch.setattr(model.base_model, "forward", lambda **kw: widths.append(kw["input_ids"].size(1)) or real_forward(**kw))
+    monkeypatch.setattr(model.base_model, "forward", width_recording(model.base_model.forward, widths))
     weighted_answer_loss(model, *flipped, 4, 5.0)
     assert widths == [input_ids.size(1)]  # one plain forward of the whole batch
