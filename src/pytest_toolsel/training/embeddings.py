@@ -1,12 +1,11 @@
 """Which rows of the embedding matrix a fine-tune may change.
 
 Gemma 3 ties its input embeddings to its output layer, and that matrix (262k rows) is most of the
-270M parameters. Training all of it lets each row that training answers contain be pushed up
-as an output, so the model learns to recall the training data's strings: a new request's
-"grandma.ruth@" comes out as the training set's "grandmama.ruth@". With `train_embeddings:
-control`, only the rows of the control tokens that base preparation placed (they start as mere
-averages and must be learned) change; every other row stays the base's, and the layers above
-learn to use them as they are.
+270M parameters. Training all of it also moves the output rows of every string in the training
+answers, which a few hundred examples can overfit. With `train_embeddings: control`, only the rows
+of the control tokens that base preparation placed (they start as mere averages and must be
+learned) change; every other row stays the base's, and the layers above learn to use them as they
+are. What it measured on the shipped policies is in the README (Results).
 """
 
 from __future__ import annotations
