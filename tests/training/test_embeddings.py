@@ -50,8 +50,8 @@ def test_control_trains_the_control_rows_and_the_layers_and_nothing_else_of_the_
     control_rows = set(FUNCTIONGEMMA_TOKEN_IDS.values())
     changed = changed_rows(prepared_base[EMBEDDINGS], weights[EMBEDDINGS])
     assert changed and changed <= control_rows  # <start_function_call>, <escape>, ... are in every answer
-    layers = [name for name in weights if name != EMBEDDINGS]
-    assert all(not torch.equal(weights[name], prepared_base[name]) for name in layers if name.endswith("q_proj.weight"))
+    queries = [name for name in weights if name.endswith("q_proj.weight")]
+    assert queries and all(not torch.equal(weights[name], prepared_base[name]) for name in queries)
 
 
 def test_all_trains_the_rows_of_ordinary_tokens_too(tmp_path, plain_tiny_base, prepared_base):

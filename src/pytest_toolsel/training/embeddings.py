@@ -15,10 +15,10 @@ from typing import Iterable
 CHOICES = ("all", "control")
 
 
-def train_only_rows(model, rows: Iterable[int]) -> int:
+def train_only_rows(model, rows: Iterable[int]) -> None:
     """Zero the gradient of every embedding row (input and, when untied, output) but `rows`, so
     that the optimiser leaves them exactly as they are (with no weight decay, AdamW's step on a
-    row whose gradient is always zero is zero). Returns how many rows stay trainable."""
+    row whose gradient is always zero is zero)."""
     import torch
 
     keep = sorted(set(rows))
@@ -29,4 +29,3 @@ def train_only_rows(model, rows: Iterable[int]) -> int:
         mask[keep] = 1
         # The trainer moves the model (to CUDA, say) after this, so the mask follows each gradient.
         weight.register_hook(lambda grad, mask=mask: grad * mask.to(device=grad.device, dtype=grad.dtype))
-    return len(keep)

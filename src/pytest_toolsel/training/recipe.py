@@ -11,6 +11,8 @@ import yaml
 from .embeddings import CHOICES as EMBEDDING_CHOICES
 
 DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
+# The recipe keys that name one of a few ways of doing something.
+CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES}
 
 
 class RecipeError(ValueError):
@@ -74,10 +76,9 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
             raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
     if "max_length" in checked:
         checked["max_length"] = _max_length(checked["max_length"], source)
-    if checked.get("token_init", "words") not in ("words", "mean"):
-        raise RecipeError(f"{source}: token_init must be 'words' or 'mean'")
-    if checked.get("train_embeddings", "all") not in EMBEDDING_CHOICES:
-        raise RecipeError(f"{source}: train_embeddings must be one of {', '.join(EMBEDDING_CHOICES)}")
+    for key, choices in CHOICES.items():
+        if key in checked and checked[key] not in choices:
+            raise RecipeError(f"{source}: {key} must be one of {', '.join(choices)}, got {checked[key]!r}")
     return checked
 
 
