@@ -76,8 +76,9 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(set().union(*batches)) == 2  # both policies were trained
 
 
-@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0}, {"digit_weight": 1.0, "value_weight": 2.0},
-                                     {"digit_weight": 3.0, "value_weight": 2.0}])
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0, "value_weight": 1.0}, {"digit_weight": 3.0, "value_weight": 1.0},
+                                     {"digit_weight": 1.0, "value_weight": 2.0, "value_tokens": None},
+                                     {"digit_weight": 3.0, "value_weight": 2.0, "value_tokens": 3}])
 def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
     given = []
     real_loss = trainer.weighted_answer_loss
@@ -97,10 +98,11 @@ def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base,
     assert (head_tokens, head_weight) == (8, 5.0)
     # A weight of 1 adds nothing to the loss; each other weight adds its own emphasis.
     kinds = {"digit_weight": DigitWeight, "value_weight": ValueWeight}
-    expected = {kinds[key]: value for key, value in weights.items() if value != 1.0}
+    expected = {kinds[key]: value for key, value in weights.items() if key in kinds and value != 1.0}
     assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
     for emphasis in emphases:
         if isinstance(emphasis, DigitWeight):
             assert len(emphasis.token_ids) == 10
         else:
             assert emphasis.escape_id == tiny_tokenizer.convert_tokens_to_ids("<escape>") != tiny_tokenizer.unk_token_id
+            assert emphasis.first_tokens == weights.get("value_tokens")

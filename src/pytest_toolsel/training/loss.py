@@ -52,19 +52,30 @@ class DigitWeight:
 @dataclass(frozen=True)
 class ValueWeight:
     """Extra loss weight on string argument values: every label from an opening `<escape>` to its
-    closing one, both included (the closing one decides where a copied name or address ends). A
-    value is where a call goes wrong once the tool is right: a digit of an hour, a letter of an
-    e-mail address; weighting digits alone made the letters lose (see tuning/recipe.yaml)."""
+    closing one, both included (the closing one decides where a copied name or address ends), or,
+    with `first_tokens`, the opening `<escape>` and the value's first `first_tokens` labels only.
+
+    A value is where a call goes wrong once the tool is right, and most of all its start: right
+    after `<escape>` a word has no leading space, so it is other tokens than in the request
+    (`grand` `ma` for the request's `▁grandma`), and a model that copies tokens skips to the first
+    token it finds verbatim (`ruth`): `grandma.ruth@aol.com` written as `ruth@aol.com`."""
 
     escape_id: int
     weight: float
+    first_tokens: int | None = None  # None: the whole value
 
     def positions(self, labels):
         import torch
 
         escapes = labels == self.escape_id
         opened = torch.cumsum(escapes.long(), dim=1) % 2 == 1  # after an opening, before its closing
-        return (opened | escapes) & (labels != IGNORED)
+        inside = (opened | escapes) & (labels != IGNORED)
+        if self.first_tokens is None:
+            return inside
+        index = torch.arange(labels.size(1), device=labels.device).expand_as(labels)
+        opening = escapes & opened
+        last_opening = torch.cummax(torch.where(opening, index, torch.full_like(index, -1)), dim=1).values
+        return inside & opened & (index - last_opening <= self.first_tokens)
 
 
 def loss_emphases(recipe, tokenizer) -> tuple:
@@ -73,7 +84,9 @@ def loss_emphases(recipe, tokenizer) -> tuple:
     if recipe.digit_weight != 1.0:
         emphases.append(DigitWeight(digit_token_ids(tokenizer), recipe.digit_weight))
     if recipe.value_weight != 1.0:
-        emphases.append(ValueWeight(tokenizer.convert_tokens_to_ids(ESCAPE), recipe.value_weight))
+        emphases.append(
+            ValueWeight(tokenizer.convert_tokens_to_ids(ESCAPE), recipe.value_weight, recipe.value_tokens)
+        )
     return tuple(emphases)
 
 

@@ -13,6 +13,8 @@ from .embeddings import CHOICES as EMBEDDING_CHOICES
 DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 # The recipe keys that name one of a few ways of doing something.
 CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES}
+# The recipe keys that are a positive number of tokens or null.
+TOKEN_COUNTS = ("max_length", "value_tokens")
 
 
 class RecipeError(ValueError):
@@ -46,6 +48,8 @@ class Recipe:
     digit_weight: float = 3.0
     # Loss weight of string argument values (from <escape> to <escape>); 1: no extra weight.
     value_weight: float = 1.0
+    # Tokens of each value that value_weight covers after its opening <escape>; None: the whole value.
+    value_tokens: int | None = None
     eval_fraction: float = 0.1
     seed: int = 42
 
@@ -63,7 +67,7 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
         if key not in types:
             raise RecipeError(f"{source}: unknown recipe key '{key}' (known: {', '.join(types)})")
         default = getattr(Recipe(), key)
-        if isinstance(default, bool) or default is None or isinstance(default, str):
+        if key in TOKEN_COUNTS or isinstance(default, bool) or default is None or isinstance(default, str):
             checked[key] = value
         elif isinstance(default, int) and not isinstance(value, bool) and float(value) == int(value):
             checked[key] = int(value)
@@ -74,8 +78,9 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
                 raise RecipeError(f"{source}: recipe key '{key}' must be a number, got {value!r}") from None
         else:
             raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
-    if "max_length" in checked:
-        checked["max_length"] = _max_length(checked["max_length"], source)
+    for key in TOKEN_COUNTS:
+        if key in checked:
+            checked[key] = _tokens_or_null(key, checked[key], source)
     for key, choices in CHOICES.items():
         if key in checked and checked[key] not in choices:
             raise RecipeError(f"{source}: {key} must be one of {', '.join(choices)}, got {checked[key]!r}")
@@ -91,11 +96,11 @@ def _consistent(recipe: "Recipe", source: str) -> "Recipe":
     return recipe
 
 
-def _max_length(value: Any, source: str) -> int | None:
+def _tokens_or_null(key: str, value: Any, source: str) -> int | None:
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if value is None or (whole and not isinstance(value, bool) and value > 0):
         return None if value is None else int(value)
-    raise RecipeError(f"{source}: recipe key 'max_length' must be a number of tokens or null, got {value!r}")
+    raise RecipeError(f"{source}: recipe key '{key}' must be a number of tokens or null, got {value!r}")
 
 
 def default_recipe_path(root: Path = Path(".")) -> Path | None:
