@@ -58,7 +58,7 @@ class ValueWeight:
     A value is where a call goes wrong once the tool is right, and most of all its start: right
     after `<escape>` a word has no leading space, so it is other tokens than in the request
     (`grand` `ma` for the request's `▁grandma`), and a model that copies tokens skips to the first
-    token it finds verbatim (`ruth`): `grandma.ruth@aol.com` written as `ruth@aol.com`."""
+    token it finds verbatim (`ruth`): `grandma.ruth@aol.com` written as `ruth.@aol.com`."""
 
     escape_id: int
     weight: float
