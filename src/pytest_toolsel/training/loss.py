@@ -69,13 +69,13 @@ class ValueWeight:
 
         escapes = labels == self.escape_id
         opened = torch.cumsum(escapes.long(), dim=1) % 2 == 1  # after an opening, before its closing
-        inside = (opened | escapes) & (labels != IGNORED)
+        answer = labels != IGNORED
         if self.first_tokens is None:
-            return inside
+            return (opened | escapes) & answer
         index = torch.arange(labels.size(1), device=labels.device).expand_as(labels)
         opening = escapes & opened
         last_opening = torch.cummax(torch.where(opening, index, torch.full_like(index, -1)), dim=1).values
-        return inside & opened & (index - last_opening <= self.first_tokens)
+        return opened & answer & (index - last_opening <= self.first_tokens)
 
 
 def loss_emphases(recipe, tokenizer) -> tuple:

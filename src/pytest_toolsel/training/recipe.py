@@ -67,7 +67,9 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
         if key not in types:
             raise RecipeError(f"{source}: unknown recipe key '{key}' (known: {', '.join(types)})")
         default = getattr(Recipe(), key)
-        if key in TOKEN_COUNTS or isinstance(default, bool) or default is None or isinstance(default, str):
+        if key in TOKEN_COUNTS:
+            checked[key] = _tokens_or_null(key, value, source)
+        elif isinstance(default, bool) or default is None or isinstance(default, str):
             checked[key] = value
         elif isinstance(default, int) and not isinstance(value, bool) and float(value) == int(value):
             checked[key] = int(value)
@@ -78,9 +80,6 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
                 raise RecipeError(f"{source}: recipe key '{key}' must be a number, got {value!r}") from None
         else:
             raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
-    for key in TOKEN_COUNTS:
-        if key in checked:
-            checked[key] = _tokens_or_null(key, checked[key], source)
     for key, choices in CHOICES.items():
         if key in checked and checked[key] not in choices:
             raise RecipeError(f"{source}: {key} must be one of {', '.join(choices)}, got {checked[key]!r}")
