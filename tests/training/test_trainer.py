@@ -40,6 +40,9 @@ def test_recipe_overrides_are_typed_and_checked(tmp_path):
         load_recipe(path, {"epoch": 2})
     with pytest.raises(RecipeError, match="must look like key=value"):
         parse_override("epochs")
+    for bad in ("eight", None, 2.5, True):
+        with pytest.raises(RecipeError, match=f"recipe key 'batch_size' must be like 8, got {bad!r}"):
+            load_recipe(path, {"batch_size": bad})
     with pytest.raises(RecipeError, match="'learning_rate' must be a number"):
         load_recipe(None, {"learning_rate": "fast"})
 

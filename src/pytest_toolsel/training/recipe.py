@@ -71,7 +71,13 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
             checked[key] = _tokens_or_null(key, value, source)
         elif isinstance(default, bool) or default is None or isinstance(default, str):
             checked[key] = value
-        elif isinstance(default, int) and not isinstance(value, bool) and float(value) == int(value):
+        elif isinstance(default, int) and not isinstance(value, bool):
+            try:
+                whole = float(value) == int(value)  # 8, 8.0 and "8"; not 8.5, "eight" or null
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
+                raise RecipeError(f"{source}: recipe key '{key}' must be like {default!r}, got {value!r}")
             checked[key] = int(value)
         elif isinstance(default, float) and not isinstance(value, bool):
             try:
