@@ -22,12 +22,13 @@ TRAIN = (
 EMBEDDINGS = "model.embed_tokens.weight"
 
 
-def trained_weights(tmp_path, base, setting: str) -> dict[str, torch.Tensor]:
+def trained_weights(tmp_path, base, *overrides: str) -> dict[str, torch.Tensor]:
+    """The weights toolsel-train writes for two examples, two epochs, with the recipe `overrides`."""
     (tmp_path / "p.yaml").write_text(case_file("- prompt: held out\n  expect: get_weather\n", extra=TRAIN))
-    output = tmp_path / f"ckpt-{setting}"
+    output = tmp_path / ("ckpt-" + "-".join(overrides))
+    settings = ["epochs=2", "batch_size=1", "eval_fraction=0", *overrides]
     code = toolsel_train([str(tmp_path / "p.yaml"), "--output", str(output), "--base-model", str(base),
-                          "--set", "epochs=2", "--set", "batch_size=1", "--set", "eval_fraction=0",
-                          "--set", f"train_embeddings={setting}"])
+                          *(argument for setting in settings for argument in ("--set", setting))])
     assert code == 0
     return load_file(output / "model.safetensors")
 
@@ -46,7 +47,7 @@ def changed_rows(before: torch.Tensor, after: torch.Tensor) -> set[int]:
 
 def test_control_trains_the_control_rows_and_the_layers_and_nothing_else_of_the_embeddings(tmp_path, plain_tiny_base,
                                                                                           prepared_base):
-    weights = trained_weights(tmp_path, plain_tiny_base, "control")
+    weights = trained_weights(tmp_path, plain_tiny_base, "train_embeddings=control")
     control_rows = set(FUNCTIONGEMMA_TOKEN_IDS.values())
     changed = changed_rows(prepared_base[EMBEDDINGS], weights[EMBEDDINGS])
     assert changed and changed <= control_rows  # <start_function_call>, <escape>, ... are in every answer
@@ -55,7 +56,7 @@ def test_control_trains_the_control_rows_and_the_layers_and_nothing_else_of_the_
 
 
 def test_all_trains_the_rows_of_ordinary_tokens_too(tmp_path, plain_tiny_base, prepared_base):
-    weights = trained_weights(tmp_path, plain_tiny_base, "all")
+    weights = trained_weights(tmp_path, plain_tiny_base, "train_embeddings=all")
     changed = changed_rows(prepared_base[EMBEDDINGS], weights[EMBEDDINGS])
     assert changed - set(FUNCTIONGEMMA_TOKEN_IDS.values())
 

@@ -18,9 +18,11 @@ def output_logits(model, hidden, token_ids=None):
     import torch
 
     head = model.get_output_embeddings()
-    weight = head.weight if token_ids is None else head.weight[token_ids]
-    bias = head.bias if head.bias is None or token_ids is None else head.bias[token_ids]
-    logits = torch.nn.functional.linear(hidden, weight, bias)
+    if token_ids is None:
+        logits = head(hidden)  # through the module, so that its hooks (training's ControlRows) apply
+    else:
+        bias = None if head.bias is None else head.bias[token_ids]
+        logits = torch.nn.functional.linear(hidden, head.weight[token_ids], bias)
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 

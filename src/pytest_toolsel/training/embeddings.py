@@ -5,7 +5,12 @@ Gemma 3 ties its input embeddings to its output layer, and that matrix (262k row
 answers, which a few hundred examples can overfit. With `train_embeddings: control`, only the rows
 of the control tokens that base preparation placed (they start as mere averages and must be
 learned) change; every other row stays the base's, and the layers above learn to use them as they
-are. What it measured on the shipped policies is in the README (Results).
+are.
+
+The matrix itself is then frozen and the few trained rows live in a small parameter of their own
+(`ControlRows`): a gradient for the whole matrix, masked down to a few rows, would cost a dense
+262k x 640 product from the output layer, a dense scatter from the input side, and an optimiser
+step and a clipping norm over 168M numbers, every step, for 7 rows that change.
 """
 
 from __future__ import annotations
@@ -15,17 +20,87 @@ from typing import Iterable
 CHOICES = ("all", "control")
 
 
-def train_only_rows(model, rows: Iterable[int]) -> None:
-    """Zero the gradient of every embedding row (input and, when untied, output) but `rows`, so
-    that the optimiser leaves them exactly as they are (with no weight decay, AdamW's step on a
-    row whose gradient is always zero is zero)."""
-    import torch
+class ControlRows:
+    """Trainable values of a few rows of a frozen, possibly tied, embedding matrix.
 
-    keep = sorted(set(rows))
-    matrices = {id(layer.weight): layer.weight for layer in (model.get_input_embeddings(), model.get_output_embeddings())
-                if layer is not None}
-    for weight in matrices.values():
-        mask = torch.zeros(weight.shape[0], 1)
-        mask[keep] = 1
-        # The trainer moves the model (to CUDA, say) after this, so the mask follows each gradient.
-        weight.register_hook(lambda grad, mask=mask: grad * mask.to(device=grad.device, dtype=grad.dtype))
+    `values` (a `torch.nn.Parameter`, registered on the model so that the trainer's optimiser
+    steps it) starts as the matrix's rows. Forward hooks put it in place of those rows: in the
+    input embeddings (scaled as the embedding layer scales its output) and in the output layer's
+    logits (before any soft-capping, which the model applies after its head). Each forward first
+    copies the current values into the frozen matrix too, so that code reading the matrix directly
+    (scoring a slice of the vocabulary, generation) sees them; `merge` does that one last time,
+    after the final optimiser step, and removes the hooks: the model is then a plain model again.
+
+    Loss and gradients equal those of training the whole matrix with every other row's gradient
+    masked to zero (tested), and with weight decay 0 AdamW's updates of the rows are equal too.
+    """
+
+    PARAMETER = "toolsel_control_rows"
+
+    def __init__(self, model, rows: Iterable[int]):
+        import torch
+
+        self.model = model
+        embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+        self.matrices = {id(layer.weight): layer.weight for layer in (embeddings, head) if layer is not None}
+        for weight in self.matrices.values():
+            weight.requires_grad_(False)
+        self.rows = torch.tensor(sorted(set(rows)), dtype=torch.long)
+        self.hooks = []
+        if not len(self.rows):
+            return
+        # Untied heads would need values of their own; every Gemma 3 ties them, and so do we here.
+        if head is not None and head.weight is not embeddings.weight:
+            raise ValueError("train_embeddings 'control' needs tied input and output embeddings")
+        weight = embeddings.weight
+        self.values = torch.nn.Parameter(weight.detach()[self.rows].clone())
+        model.register_parameter(self.PARAMETER, self.values)
+        slots = torch.full((weight.size(0),), -1, dtype=torch.long)
+        slots[self.rows] = torch.arange(len(self.rows))
+        self.slots = slots
+        self.hooks.append(embeddings.register_forward_hook(self._embed))
+        if head is not None:
+            self.hooks.append(head.register_forward_hook(self._project))
+
+    def _sync(self) -> None:
+        # Through `.data`: a forward's later prefix groups write the same values again, and a write
+        # to the matrix itself would invalidate what an earlier group's output layer saved for backward.
+        for weight in self.matrices.values():
+            weight.data[self.rows.to(weight.device)] = self.values.detach().to(weight.dtype)
+
+    def _embed(self, module, inputs, output):
+        import torch
+
+        self._sync()
+        ids = inputs[0]
+        slot = self.slots.to(ids.device)[ids]
+        mine = slot >= 0
+        if not bool(mine.any()):
+            return output
+        scale = getattr(module, "embed_scale", None)
+        rows = self.values[slot.clamp(min=0)]
+        rows = rows * scale.to(rows.dtype) if scale is not None else rows
+        return torch.where(mine.unsqueeze(-1), rows.to(output.dtype), output)
+
+    def _project(self, module, inputs, output):
+        hidden = inputs[0]
+        columns = hidden @ self.values.to(hidden.dtype).t()
+        if getattr(module, "bias", None) is not None:
+            columns = columns + module.bias[self.rows.to(hidden.device)]
+        return output.index_copy(-1, self.rows.to(output.device), columns.to(output.dtype))
+
+    def merge(self) -> None:
+        """Write the trained rows into the matrix for good and leave a plain model behind."""
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
+        if len(self.rows):
+            self._sync()
+            del self.model._parameters[self.PARAMETER]
+        for weight in self.matrices.values():
+            weight.requires_grad_(True)
+
+
+def train_only_rows(model, rows: Iterable[int]) -> ControlRows:
+    """Freeze the embedding matrix but `rows`, which train as `ControlRows` (merge it before saving)."""
+    return ControlRows(model, rows)

@@ -159,15 +159,20 @@ def weighted_answer_loss(
     """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
     import torch
 
-    share = right_padded(attention_mask) or attends_to_everything(model, input_ids.size(1))
+    padded_right = right_padded(attention_mask)
+    share = padded_right or attends_to_everything(model, input_ids.size(1))
     groups = prefix_groups(input_ids, labels) if share else [PrefixGroup(list(range(input_ids.size(0))), 0)]
     total = input_ids.new_zeros((), dtype=torch.float32)
     weight_sum = input_ids.new_zeros((), dtype=torch.float32)
     for group in groups:
         index = torch.tensor(group.rows, device=input_ids.device)
-        log_probs, targets = answer_log_probs(
-            model, input_ids[index], attention_mask[index], labels[index], group.prefix_length
-        )
+        ids, mask, group_labels = input_ids[index], attention_mask[index], labels[index]
+        if padded_right:
+            # Each group padded to its own longest row, not the batch's: a short policy's rows
+            # batched with one long row would otherwise run hundreds of padding positions each.
+            width = int(mask.sum(dim=1).max())
+            ids, mask, group_labels = ids[:, :width], mask[:, :width], group_labels[:, :width]
+        log_probs, targets = answer_log_probs(model, ids, mask, group_labels, group.prefix_length)
         weights = answer_head_weights(targets, head_tokens, head_weight, emphases)
         total = total + (log_probs * weights[targets != IGNORED]).sum()
         weight_sum = weight_sum + weights.sum()

@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 
 from .embeddings import CHOICES as EMBEDDING_CHOICES
+from .precision import CHOICES as PRECISIONS
 
 DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 # The recipe keys that name one of a few ways of doing something.
-CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES}
+CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
 # The recipe keys that are a positive number of tokens or null.
 TOKEN_COUNTS = ("max_length", "value_tokens")
 
@@ -52,6 +53,15 @@ class Recipe:
     value_tokens: int | None = None
     eval_fraction: float = 0.1
     seed: int = 42
+    # "auto": bf16 mixed precision on a GPU that supports it, fp32 elsewhere (see training/precision.py);
+    # "bf16" or "fp32" to choose. Weights stay fp32 either way.
+    precision: str = "auto"
+    # LoRA (peft) instead of a full fine-tune when lora_rank > 0: the base's layers stay frozen and
+    # low-rank adapters train on `lora_target_modules`; merged into the saved checkpoint.
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"  # peft's name for every linear layer but the output layer
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +103,13 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _consistent(recipe: "Recipe", source: str) -> "Recipe":
+    if recipe.lora_rank < 0:
+        raise RecipeError(f"{source}: lora_rank must be 0 (full fine-tune) or a positive rank, got {recipe.lora_rank}")
+    if recipe.lora_rank and recipe.train_embeddings != "control":
+        raise RecipeError(
+            f"{source}: LoRA (lora_rank {recipe.lora_rank}) keeps the embedding matrix frozen; "
+            "set train_embeddings to 'control' so that the control tokens' rows still train"
+        )
     if recipe.train_embeddings == "control" and recipe.weight_decay:
         raise RecipeError(
             f"{source}: train_embeddings 'control' keeps the other embedding rows as the base has them, "

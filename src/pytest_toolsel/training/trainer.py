@@ -22,8 +22,10 @@ from ..functiongemma.chat_format import FORMAT_VERSION
 from ..models.loading import METADATA_FILE, pick_device, read_metadata, resolve
 from .batches import PolicyBatchSampler
 from .data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
+from .adapters import merged, unwrapped_peft, with_adapters
 from .embeddings import train_only_rows
 from .loss import answer_head_weights, loss_emphases, weighted_answer_loss
+from .precision import uses_bf16
 from .recipe import Recipe
 
 
@@ -80,7 +82,6 @@ def sequence_length(recipe: Recipe, sourced: Sequence[SourcedRecord], rows: Sequ
 
 
 def sft_config(recipe: Recipe, max_length: int, output_dir: Path, has_eval: bool, device):
-    import torch
     from trl import SFTConfig
 
     on_cuda = device.type == "cuda"
@@ -105,11 +106,14 @@ def sft_config(recipe: Recipe, max_length: int, output_dir: Path, has_eval: bool
         completion_only_loss=True,
         # At 270M parameters activations fit easily; recomputing them would only cost time.
         activation_checkpointing=False,
-        bf16=on_cuda and torch.cuda.is_bf16_supported(),
+        bf16=uses_bf16(recipe.precision, device),
         use_cpu=not on_cuda,
-        optim="adamw_torch_fused" if on_cuda else "adamw_torch",
+        # One kernel over all parameters, on the CPU as on CUDA (torch >= 2.4), instead of a loop.
+        optim="adamw_torch_fused",
         save_strategy="no",
         eval_strategy="epoch" if has_eval else "no",
+        # The eval loss is all the curve uses: no logits are gathered for metrics.
+        prediction_loss_only=True,
         logging_steps=1,
         report_to="none",  # TensorBoard is attached as a callback writing to reports/
         push_to_hub=False,
@@ -136,12 +140,16 @@ def _weighted_trainer_class():
             return PolicyBatchSampler(self.row_policies, self._train_batch_size, self.args.seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if return_outputs:  # evaluation: TRL's own loss and metrics
+            if return_outputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            head = (self.recipe.tool_name_tokens, self.recipe.tool_name_weight, self.emphases)
+            # Evaluation scores the plain answer likelihood (TRL's loss), through the same prefix-shared path.
+            head = (self.recipe.tool_name_tokens, self.recipe.tool_name_weight, self.emphases) if model.training else (0, 1.0, ())
             if self.accelerator.unwrap_model(model) is model:
                 ids, labels = inputs["input_ids"], inputs["labels"]
-                return weighted_answer_loss(model, ids, inputs.get("attention_mask", ids.new_ones(ids.shape)), labels, *head)
+                mask = inputs.get("attention_mask", ids.new_ones(ids.shape))
+                # The loss runs the model's parts itself, outside the forward that accelerate wraps in autocast.
+                with self.accelerator.autocast():
+                    return weighted_answer_loss(unwrapped_peft(model), ids, mask, labels, *head)
             # Wrapped for distributed training: gradients are synchronised only through the
             # wrapper's forward, which runs every row in full.
             inputs["use_cache"] = False
@@ -187,8 +195,8 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         added = prepare_for_function_calling(model, tokenizer, recipe.token_init)
-        if recipe.train_embeddings == "control":
-            train_only_rows(model, added.values())
+        model = with_adapters(model, recipe)
+        control_rows = train_only_rows(model, added.values()) if recipe.train_embeddings == "control" else None
         # Tokenized here, with the control tokens in place: TRL skips its own tokenization for rows
         # that carry input_ids, and Arrow then stores nothing but lists of ints.
         rows = [tokenized_row(tokenizer, example.record) for example in sourced]
@@ -211,8 +219,11 @@ def train(
         if not trainer.is_world_process_zero():  # under `accelerate launch`, rank 0 alone saves
             return TrainingResult(checkpoint=target, metadata={}, loss_curve=None)
         shutil.rmtree(staging / "trainer", ignore_errors=True)
-        trainer.model.generation_config.do_sample = False
-        trainer.model.save_pretrained(staging)
+        if control_rows is not None:
+            control_rows.merge()
+        model = merged(trainer.model)
+        model.generation_config.do_sample = False
+        model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         metadata = {
             "base_model": base_model,
@@ -226,6 +237,7 @@ def train(
             "train_seconds": round(time.perf_counter() - started, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "device": config.device.type,
+            "bf16": config.bf16,
             "versions": {
                 "pytest_toolsel": __version__,
                 "torch": torch.__version__,

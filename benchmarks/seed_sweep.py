@@ -1,0 +1,174 @@
+"""Seed sweep: train and evaluate recipes over several seeds, then print each recipe's mean and minimum.
+
+One seed's figures move by 2-3 cases between seeds, as much as the gaps between recipes, so a
+recipe is judged here by its mean and its worst seed over the held-out sets that `pytest cases/`
+gates on, plus the generalisation set:
+
+- search: the search policy's held-out cases (cases/search_policy.yaml, 20);
+- generalisation: benchmarks/data/search_policy_generalisation.yaml (80);
+- Mobile Actions: cases/mobile_actions.yaml (47, passing = tool and argument checks), and its exact
+  calls (the cases whose reference call fixes every argument).
+
+Each (recipe, seed) trains the shipped case files' examples with `pytest_toolsel.training.train`,
+exactly as `pytest cases/` does, into a temporary directory, is scored, and is appended to the
+results file at once: a sweep that is stopped resumes where it was (rows already there are skipped).
+
+    python benchmarks/seed_sweep.py --recipe tuning/recipe.yaml --seeds 42 7 1
+    python benchmarks/seed_sweep.py --recipe tuning/recipe.yaml --recipe tuning/recipes/previous-default.yaml \\
+        --variant "lora16: lora_rank=16,learning_rate=5e-4" --seeds 42 7 1
+    python benchmarks/seed_sweep.py --table          # the table of what the results file holds
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from pytest_toolsel.cases.yaml_source import load_suite
+from pytest_toolsel.inference.generation import GenerationSettings
+from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
+from pytest_toolsel.models.loading import load_model, resolve
+from pytest_toolsel.reporting.reports import exact_counts
+from pytest_toolsel.training.recipe import load_recipe, parse_override
+from pytest_toolsel.training.trainer import train
+from pytest_toolsel.verdicts.evaluation import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_FILES = sorted((ROOT / "cases").glob("*.yaml"))  # every shipped policy, as `pytest cases/` trains them
+HELD_OUT = {
+    "search": ROOT / "cases" / "search_policy.yaml",
+    "generalisation": ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml",
+    "mobile_actions": ROOT / "cases" / "mobile_actions.yaml",
+}
+COLUMNS = ("search", "generalisation", "mobile_actions", "mobile_exact")
+
+
+def recipes(args) -> dict[str, object]:
+    """Name -> Recipe: each --recipe file by its stem, each --variant as the default file plus overrides."""
+    named = {Path(path).stem: load_recipe(Path(path)) for path in args.recipe}
+    for variant in args.variant:
+        name, _, settings = variant.partition(":")
+        overrides = dict(parse_override(item.strip()) for item in settings.split(",") if item.strip())
+        named[name.strip()] = load_recipe(ROOT / "tuning" / "recipe.yaml", overrides)
+    return named
+
+
+def fingerprint(recipe) -> str:
+    """The recipe's settings but the seed: rows of one fingerprint are seeds of one recipe."""
+    settings = {key: value for key, value in recipe.as_dict().items() if key != "seed"}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def scores(checkpoint: Path) -> dict[str, list[int]]:
+    suites = {name: load_suite(path) for name, path in HELD_OUT.items()}
+    cases = [(suite, case) for suite in suites.values() for case in suite.cases]
+    result = evaluate(str(checkpoint), lambda: load_model(str(checkpoint)), cases, GenerationSettings())
+    found = {name: [0, 0] for name in COLUMNS}
+    for outcome in result.outcomes:
+        name = next(key for key, suite in suites.items() if suite.path == outcome.suite.path)
+        found[name][0] += outcome.passed
+        found[name][1] += 1
+    mobile = [o for o in result.outcomes if o.suite.path == suites["mobile_actions"].path]
+    found["mobile_exact"] = list(exact_counts(mobile))
+    return found
+
+
+def run_one(name: str, recipe, base_model: str) -> dict:
+    suites = [load_suite(path) for path in TRAIN_FILES]
+    workdir = Path(tempfile.mkdtemp(prefix="seed-sweep-"))
+    try:
+        started = time.perf_counter()
+        trained = train(suites, base_model, workdir / "checkpoint", recipe)
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        found = scores(trained.checkpoint)
+        eval_seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    history = trained.metadata["log_history"]
+    return {
+        "recipe": name,
+        "fingerprint": fingerprint(recipe),
+        "seed": recipe.seed,
+        "settings": recipe.as_dict(),
+        "train_seconds": round(seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "train_examples": trained.metadata["train_examples"],
+        "steps": max((entry.get("step", 0) for entry in history), default=0),
+        "eval_loss": [round(entry["eval_loss"], 4) for entry in history if "eval_loss" in entry],
+        "scores": found,
+        "commit": _commit(),
+        "bf16": trained.metadata.get("bf16"),
+    }
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def table(rows: list[dict]) -> str:
+    """Per recipe (by settings): seeds, mean and minimum of each held-out set, mean training time."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["recipe"], row["fingerprint"]), []).append(row)
+    lines = []
+    for (name, _), runs in groups.items():
+        line = [name, " ".join(str(run["seed"]) for run in runs)]
+        for column in COLUMNS:
+            passed = [run["scores"][column][0] for run in runs]
+            total = runs[0]["scores"][column][1]
+            line.append(f"{statistics.mean(passed):.1f} / {min(passed)} of {total}")
+        line.append(f"{statistics.mean(run['train_seconds'] for run in runs):.0f}")
+        lines.append(line)
+    headers = ["recipe", "seeds", *(f"{column} mean / min" for column in COLUMNS), "train s (mean)"]
+    return tabulate(lines, headers=headers, tablefmt="github")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", action="append", default=[], help="a recipe file (repeatable)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="'name: key=value,key=value' on top of tuning/recipe.yaml (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
+    parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
+    parser.add_argument("--results", type=Path, default=ROOT / "reports" / "seed-sweep.jsonl")
+    parser.add_argument("--table", action="store_true", help="only print the table of the results file")
+    args = parser.parse_args()
+    if not args.table:
+        resolve(args.base_model)  # the embedded base's one-time conversion is no recipe's time
+        done = {(row["fingerprint"], row["seed"]) for row in read_rows(args.results)}
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        for seed in args.seeds:  # seed-major: an interrupted sweep has every recipe at the same seeds
+            for name, recipe in recipes(args).items():
+                recipe = recipe.with_overrides({"seed": seed})
+                if (fingerprint(recipe), seed) in done:
+                    continue
+                row = run_one(name, recipe, args.base_model)
+                with args.results.open("a", encoding="utf-8") as results:
+                    results.write(json.dumps(row) + "\n")
+                print(f"{name} seed {seed}: {row['scores']} in {row['train_seconds']:.0f} s", flush=True)
+    print(f"seed sweep results: {args.results} (passed cases: mean over seeds / worst seed)")
+    print(table(read_rows(args.results)))
+
+
+if __name__ == "__main__":
+    main()
