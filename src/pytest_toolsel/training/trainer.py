@@ -26,6 +26,7 @@ from .adapters import merged, unwrapped_peft, with_adapters
 from .embeddings import train_only_rows
 from .loss import answer_head_weights, loss_emphases, weighted_answer_loss
 from .precision import uses_bf16
+from .progress import library_bars_hidden, progress_callback
 from .recipe import Recipe
 
 
@@ -160,6 +161,7 @@ def _weighted_trainer_class():
     return ToolChoiceSFTTrainer
 
 
+@library_bars_hidden()
 def train(
     suites: Sequence[Suite],
     base_model: str,
@@ -174,6 +176,7 @@ def train(
     import trl
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from .. import __version__
 
     sourced = sourced_records(suites)
@@ -213,8 +216,11 @@ def train(
             train_dataset=Dataset.from_list(train_rows),
             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
-            callbacks=_tensorboard(report_dir),
+            callbacks=[*_tensorboard(report_dir), progress_callback()],
         )
+        # Our progress line replaces Trainer's bar and the per-step dicts it prints.
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
         if not trainer.is_world_process_zero():  # under `accelerate launch`, rank 0 alone saves
             return TrainingResult(checkpoint=target, metadata={}, loss_curve=None)
