@@ -10,7 +10,7 @@ from conftest import case_file
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.training import trainer
 from pytest_toolsel.training.batches import PolicyBatchSampler
-from pytest_toolsel.training.loss import DigitWeight, ValueWeight
+from pytest_toolsel.training.loss import DigitWeight
 from test_data import CONTACT_TOOLS_YAML, fast_recipe
 
 
@@ -76,10 +76,8 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(set().union(*batches)) == 2  # both policies were trained
 
 
-@pytest.mark.parametrize("weights", [{"digit_weight": 1.0, "value_weight": 1.0}, {"digit_weight": 3.0, "value_weight": 1.0},
-                                     {"digit_weight": 1.0, "value_weight": 2.0, "value_tokens": None},
-                                     {"digit_weight": 3.0, "value_weight": 2.0, "value_tokens": 3}])
-def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0}])
+def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
     given = []
     real_loss = trainer.weighted_answer_loss
 
@@ -97,12 +95,6 @@ def test_the_recipes_digit_and_value_weights_reach_the_loss(tmp_path, tiny_base,
     (head_tokens, head_weight, emphases), = set(given)
     assert (head_tokens, head_weight) == (8, 5.0)
     # A weight of 1 adds nothing to the loss; each other weight adds its own emphasis.
-    kinds = {"digit_weight": DigitWeight, "value_weight": ValueWeight}
-    expected = {kinds[key]: value for key, value in weights.items() if key in kinds and value != 1.0}
+    expected = {DigitWeight: weights["digit_weight"]} if weights["digit_weight"] != 1.0 else {}
     assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
-    for emphasis in emphases:
-        if isinstance(emphasis, DigitWeight):
-            assert len(emphasis.token_ids) == 10
-        else:
-            assert emphasis.escape_id == tiny_tokenizer.convert_tokens_to_ids("<escape>") != tiny_tokenizer.unk_token_id
-            assert emphasis.first_tokens == weights.get("value_tokens")
+    assert all(len(emphasis.token_ids) == 10 for emphasis in emphases)

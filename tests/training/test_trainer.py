@@ -180,53 +180,10 @@ def test_digit_weight_raises_digit_labels_outside_the_head_and_never_lowers_the_
     assert weights.tolist() == [[0, 4, 4, 3, 1, 3, 0]]
 
 
-def test_value_weight_raises_every_label_of_a_string_value_quotes_included_and_nothing_else(tiny_tokenizer):
-    import torch
-
-    from pytest_toolsel.training.loss import DigitWeight, ValueWeight, answer_head_weights
-
-    call, brace, escape, six, a, end = tiny_tokenizer.convert_tokens_to_ids(
-        ["<start_function_call>", "{", "<escape>", "6", "a", "<end_function_call>"]
-    )
-    assert tiny_tokenizer.unk_token_id not in (call, brace, escape, six, a, end)
-    # A call with two string values (digits inside one), then a text answer.
-    labels = torch.tensor([
-        [-100, call, brace, escape, a, six, escape, brace, escape, a, escape, end],
-        [-100, -100, a, a, a, six, a, a, a, a, a, -100],
-    ])
-    values = ValueWeight(escape, 2.0)
-    weights = answer_head_weights(labels, head_tokens=2, weight=4.0, emphases=(values,))
-    assert weights.tolist() == [
-        [0, 4, 4, 2, 2, 2, 2, 1, 2, 2, 2, 1],
-        [0, 0, 4, 4, 1, 1, 1, 1, 1, 1, 1, 0],  # no <escape>: a text answer is not a value
-    ]
-    both = answer_head_weights(labels, head_tokens=2, weight=4.0, emphases=(values, DigitWeight((six,), 3.0)))
-    assert both[0].tolist() == [0, 4, 4, 2, 2, 3, 2, 1, 2, 2, 2, 1] and both[1, 5] == 3
-
-
-def test_value_weight_on_first_tokens_raises_only_each_values_opening_and_start(tiny_tokenizer):
-    import torch
-
-    from pytest_toolsel.training.loss import ValueWeight, answer_head_weights
-
-    call, brace, escape, a, end = tiny_tokenizer.convert_tokens_to_ids(
-        ["<start_function_call>", "{", "<escape>", "a", "<end_function_call>"]
-    )
-    # Two values: four tokens, then one; each value's opening <escape> and first two tokens are raised.
-    labels = torch.tensor([[-100, call, brace, escape, a, a, a, a, escape, brace, escape, a, escape, end]])
-    starts = ValueWeight(escape, 3.0, first_tokens=2)
-    weights = answer_head_weights(labels, head_tokens=1, weight=4.0, emphases=(starts,))
-    assert weights.tolist() == [[0, 4, 1, 3, 3, 3, 1, 1, 1, 1, 3, 3, 1, 1]]
-    whole = answer_head_weights(labels, head_tokens=1, weight=4.0, emphases=(ValueWeight(escape, 3.0),))
-    assert whole.tolist() == [[0, 4, 1, 3, 3, 3, 3, 3, 3, 1, 3, 3, 3, 1]]
-
-
-def test_value_tokens_is_a_positive_number_of_tokens_or_null():
-    assert load_recipe(None, {"value_tokens": 3}).value_tokens == 3
-    assert load_recipe(None, {"value_tokens": None}).value_tokens is None
-    for bad in ("three", 0, -1, 2.5, True):
-        with pytest.raises(RecipeError, match="recipe key 'value_tokens' must be a number of tokens or null"):
-            load_recipe(None, {"value_tokens": bad})
+def test_removed_recipe_keys_are_refused_by_name():
+    for key in ("value_weight", "value_tokens"):
+        with pytest.raises(RecipeError, match=f"recipe key '{key}' was removed: .*; delete it from the recipe"):
+            load_recipe(None, {key: 2})
 
 
 def weather_training_file(path: Path, examples: int) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..functiongemma.chat_format import ESCAPE
 from ..models.logits import IGNORED, answer_log_probs
 from ..models.prefix import attends_to_everything, common_prefix_length
 
@@ -22,7 +21,7 @@ MIN_SHARED = 32  # tokens; policies' developer turns are hundreds of tokens long
 def answer_head_weights(labels, head_tokens: int, weight: float, emphases: tuple = ()):
     """Per-position loss weights for next-token labels (already shifted): `weight` on each answer's
     first `head_tokens` label positions, 1 elsewhere, 0 where the label is ignored; each of
-    `emphases` (DigitWeight, ValueWeight) raises the weights of its own positions to at least its
+    `emphases` (DigitWeight) raises the weights of its own positions to at least its
     weight, never lowering the head's."""
     import torch
 
@@ -49,44 +48,11 @@ class DigitWeight:
         return torch.isin(labels, torch.tensor(self.token_ids, device=labels.device))
 
 
-@dataclass(frozen=True)
-class ValueWeight:
-    """Extra loss weight on string argument values: every label from an opening `<escape>` to its
-    closing one, both included (the closing one decides where a copied name or address ends), or,
-    with `first_tokens`, the opening `<escape>` and the value's first `first_tokens` labels only.
-
-    A value is where a call goes wrong once the tool is right, and most of all its start: right
-    after `<escape>` a word has no leading space, so it is other tokens than in the request
-    (`grand` `ma` for the request's `▁grandma`), and a model that copies tokens skips to the first
-    token it finds verbatim (`ruth`): `grandma.ruth@aol.com` written as `ruth.@aol.com`."""
-
-    escape_id: int
-    weight: float
-    first_tokens: int | None = None  # None: the whole value
-
-    def positions(self, labels):
-        import torch
-
-        escapes = labels == self.escape_id
-        opened = torch.cumsum(escapes.long(), dim=1) % 2 == 1  # after an opening, before its closing
-        answer = labels != IGNORED
-        if self.first_tokens is None:
-            return (opened | escapes) & answer
-        index = torch.arange(labels.size(1), device=labels.device).expand_as(labels)
-        opening = escapes & opened
-        last_opening = torch.cummax(torch.where(opening, index, torch.full_like(index, -1)), dim=1).values
-        return opened & answer & (index - last_opening <= self.first_tokens)
-
-
 def loss_emphases(recipe, tokenizer) -> tuple:
     """The recipe's extra loss weights that are on (a weight of 1 adds nothing)."""
     emphases = []
     if recipe.digit_weight != 1.0:
         emphases.append(DigitWeight(digit_token_ids(tokenizer), recipe.digit_weight))
-    if recipe.value_weight != 1.0:
-        emphases.append(
-            ValueWeight(tokenizer.convert_tokens_to_ids(ESCAPE), recipe.value_weight, recipe.value_tokens)
-        )
     return tuple(emphases)
 
 

@@ -15,7 +15,12 @@ DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 # The recipe keys that name one of a few ways of doing something.
 CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
 # The recipe keys that are a positive number of tokens or null.
-TOKEN_COUNTS = ("max_length", "value_tokens")
+TOKEN_COUNTS = ("max_length",)
+# Keys that recipes once had, with why they are gone: a recipe that still sets one is told so.
+REMOVED = {
+    "value_weight": "extra loss weight on argument values measured worse on every setting tried (docs/results.md)",
+    "value_tokens": "it went with value_weight, which measured worse on every setting tried (docs/results.md)",
+}
 
 
 class RecipeError(ValueError):
@@ -47,10 +52,6 @@ class Recipe:
     tool_name_tokens: int = 8
     # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
     digit_weight: float = 3.0
-    # Loss weight of string argument values (from <escape> to <escape>); 1: no extra weight.
-    value_weight: float = 1.0
-    # Tokens of each value that value_weight covers after its opening <escape>; None: the whole value.
-    value_tokens: int | None = None
     eval_fraction: float = 0.1
     seed: int = 42
     # "auto": bf16 mixed precision on a GPU that supports it, fp32 elsewhere (see training/precision.py);
@@ -74,6 +75,8 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
     types = {f.name: f.type for f in fields(Recipe)}
     checked = {}
     for key, value in values.items():
+        if key in REMOVED:
+            raise RecipeError(f"{source}: recipe key '{key}' was removed: {REMOVED[key]}; delete it from the recipe")
         if key not in types:
             raise RecipeError(f"{source}: unknown recipe key '{key}' (known: {', '.join(types)})")
         default = getattr(Recipe(), key)
