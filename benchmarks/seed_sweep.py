@@ -82,7 +82,7 @@ def scores(checkpoint: Path) -> dict[str, list[int]]:
     return found
 
 
-def run_one(name: str, recipe, base_model: str) -> dict:
+def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
     suites = [load_suite(path) for path in TRAIN_FILES]
     workdir = Path(tempfile.mkdtemp(prefix="seed-sweep-"))
     try:
@@ -106,7 +106,7 @@ def run_one(name: str, recipe, base_model: str) -> dict:
         "steps": max((entry.get("step", 0) for entry in history), default=0),
         "eval_loss": [round(entry["eval_loss"], 4) for entry in history if "eval_loss" in entry],
         "scores": found,
-        "commit": _commit(),
+        "commit": commit,
         "bf16": trained.metadata.get("bf16"),
     }
 
@@ -156,13 +156,14 @@ def main() -> None:
     if not args.table:
         resolve(args.base_model)  # the embedded base's one-time conversion is no recipe's time
         done = {(row["fingerprint"], row["seed"]) for row in read_rows(args.results)}
+        commit = _commit()  # the code this process imported, whatever is committed while it runs
         args.results.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:  # seed-major: an interrupted sweep has every recipe at the same seeds
             for name, recipe in recipes(args).items():
                 recipe = recipe.with_overrides({"seed": seed})
                 if (fingerprint(recipe), seed) in done:
                     continue
-                row = run_one(name, recipe, args.base_model)
+                row = run_one(name, recipe, args.base_model, commit)
                 with args.results.open("a", encoding="utf-8") as results:
                     results.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: {row['scores']} in {row['train_seconds']:.0f} s", flush=True)

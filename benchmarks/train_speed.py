@@ -1,142 +1,124 @@
-"""Training speed: the seed tutorial's recipe vs pytest-toolsel's default recipe.
+"""Training speed: seconds of training per training example, recipe against recipe, in one run.
 
-Both fine-tune the same base on the same training examples (the `train:` entries of the case
-files), on this machine, one after the other, and are then scored on the same held-out prompts
-(the case files' `cases:` plus the generalisation set) by the product's strict verdict:
+Every contender trains the same examples (the shipped case files' `train:` entries, the first
+`--examples` of each policy) from the same base, one after the other on this machine, with
+`pytest_toolsel.training.train` as `pytest cases/` runs it; the time is the whole call (model load,
+training, eval loss, saving) divided by the examples it trained on. Contenders:
 
-- seed recipe: TRL's SFTTrainer with the tutorial's SFTConfig (8 epochs, batch 4, learning rate
-  5e-5 constant, fused AdamW, max length 512, bf16 where CUDA supports it) and TRL's own loss;
-- default recipe: `pytest_toolsel.training.trainer.train` with tuning/recipe.yaml, i.e. what
-  `pytest cases/` and `toolsel-train` run.
+- each `--recipe` file, on this code (default: tuning/recipe.yaml);
+- with `--previous-code REV`, the code of git revision REV with that revision's own
+  tuning/recipe.yaml, in a subprocess: what training cost before this code's speed-ups.
 
-Both start from the same prepared base (control tokens added the same way), since the tutorial's
-model already had them. Wall time covers model load, training and saving. It prints both rows and
-the speed-up; `--only` runs one recipe (no ratio then).
+The first contender is the one measured; every other is a baseline, and the ratio printed for each
+is baseline seconds per example / measured seconds per example.
 
-    python benchmarks/train_speed.py                       # embedded Gemma 3 270M base, cases/
-    python benchmarks/train_speed.py --base-model ./base --only default
+    python benchmarks/train_speed.py --examples 48 --previous-code fc4e8b2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+import yaml
 from tabulate import tabulate
 
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RECIPES = [ROOT / "tuning" / "recipe.yaml"]
+
+# Run inside the contender's own code (cwd: its checkout): train the case files given, print the metadata.
+TRAIN_SCRIPT = """
+import json, sys
+from pathlib import Path
 from pytest_toolsel.cases.yaml_source import load_suite
-from pytest_toolsel.functiongemma.base_prep import prepare_for_function_calling
-from pytest_toolsel.inference.generation import GenerationSettings
-from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
-from pytest_toolsel.models.loading import load_model, pick_device, resolve
-from pytest_toolsel.training.data import split, tokenized_row, training_records
 from pytest_toolsel.training.recipe import load_recipe
 from pytest_toolsel.training.trainer import train
-from pytest_toolsel.verdicts.evaluation import evaluate
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_FILES = sorted((ROOT / "cases").glob("*.yaml"))  # every shipped policy, as `pytest cases/` trains them
-HELD_OUT_FILES = TRAIN_FILES + [ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml"]
-
-
-def seed_config(output_dir: Path):
-    """The tutorial's SFTConfig; fused AdamW and bf16 only where this torch/hardware supports them."""
-    from trl import SFTConfig
-
-    on_cuda = torch.cuda.is_available()
-    return SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=8,
-        per_device_train_batch_size=4,
-        learning_rate=5e-5,
-        lr_scheduler_type="constant",
-        optim="adamw_torch_fused",
-        # The tutorial's 512 would cut the seven-tool policy's rows (about 650 tokens) from the end,
-        # answer first; both recipes train on the same whole rows instead.
-        max_length=None,
-        bf16=on_cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not on_cuda,
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        seed=42,
-    )
+import pytest_toolsel
+suites = [load_suite(Path(path)) for path in sys.argv[3:]]
+result = train(suites, sys.argv[1], Path(sys.argv[2]), load_recipe(Path("tuning/recipe.yaml")))
+print("RESULT " + json.dumps({"seconds": result.metadata["train_seconds"], "examples": result.metadata["train_examples"],
+                              "code": pytest_toolsel.__file__}))
+"""
 
 
-def train_seed_recipe(suites, base_model: str, output: Path) -> None:
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
-
-    source = resolve(base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    prepare_for_function_calling(model, tokenizer)
-    # The same examples the default recipe trains on (it holds back a slice for its eval loss).
-    # Tokenized as the default recipe does (see training_data.py: records would give every call the
-    # argument names of every other policy).
-    rows = [tokenized_row(tokenizer, record) for record in training_records(suites)]
-    rows, _ = split(rows, load_recipe(ROOT / "tuning" / "recipe.yaml").eval_fraction, 42)
-    trainer = SFTTrainer(model=model, args=seed_config(output / "trainer"), train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer)
-    trainer.train()
-    shutil.rmtree(output / "trainer", ignore_errors=True)
-    trainer.model.generation_config.do_sample = False
-    trainer.model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+def subset_case_files(directory: Path, examples: int) -> list[Path]:
+    """The shipped case files with the first `examples` training examples of each (all held-out cases kept)."""
+    written = []
+    for source in sorted((ROOT / "cases").glob("*.yaml")):
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document["train"] = document.get("train", [])[:examples]
+        target = directory / source.name
+        target.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(target)
+    return written
 
 
-def train_default_recipe(suites, base_model: str, output: Path) -> None:
-    train(suites, base_model, output, load_recipe(ROOT / "tuning" / "recipe.yaml"))
+def train_here(recipe: Path, case_files: list[Path], base_model: str, output: Path) -> dict:
+    from pytest_toolsel.cases.yaml_source import load_suite
+    from pytest_toolsel.training.recipe import load_recipe
+    from pytest_toolsel.training.trainer import train
+
+    result = train([load_suite(path) for path in case_files], base_model, output, load_recipe(recipe))
+    return {"seconds": result.metadata["train_seconds"], "examples": result.metadata["train_examples"]}
 
 
-def held_out_accuracy(checkpoint: Path) -> dict[str, tuple[int, int]]:
-    suites = [load_suite(path) for path in HELD_OUT_FILES]
-    cases = [(suite, case) for suite in suites for case in suite.cases]
-    result = evaluate(str(checkpoint), lambda: load_model(str(checkpoint)), cases, GenerationSettings())
-    scores: dict[str, tuple[int, int]] = {}
-    for outcome in result.outcomes:
-        passed, total = scores.get(outcome.suite.policy, (0, 0))
-        scores[outcome.suite.policy] = (passed + outcome.passed, total + 1)
-    return scores
+def train_previous_code(revision: str, case_files: list[Path], base_model: str, output: Path, workdir: Path) -> dict:
+    """Train with the code and default recipe of `revision`, in a subprocess that imports that code."""
+    checkout = workdir / f"code-{revision}"
+    checkout.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src", "tuning"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive.stdout, check=True)
+    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    done = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, base_model, str(output), *map(str, case_files)],
+                          cwd=checkout, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"training with the code of {revision} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    if not result.pop("code").startswith(str(checkout)):
+        raise RuntimeError(f"the subprocess did not import the code of {revision}")
+    return result
 
 
 def main() -> None:
+    from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
+    from pytest_toolsel.models.loading import pick_device, resolve
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", type=Path, action="append", help="a recipe file (repeatable; the first is measured)")
+    parser.add_argument("--previous-code", metavar="REV", help="also train with the code and default recipe of git revision REV")
+    parser.add_argument("--examples", type=int, default=48, help="training examples of each policy (default 48)")
     parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
-    parser.add_argument("--only", choices=["default", "seed"])
-    parser.add_argument("--keep", type=Path, help="keep the checkpoints under this directory")
     args = parser.parse_args()
-    resolve(args.base_model)  # the one-time conversion of the embedded base is not part of either run
-    suites = [load_suite(path) for path in TRAIN_FILES]
+    base_model = resolve(args.base_model)  # the embedded base's one-time conversion is no contender's time
     print(f"device: {pick_device(None)}, torch threads: {torch.get_num_threads()}, "
-          f"training examples: {len(training_records(suites))}")
-    recipes = {"default recipe (tuning/recipe.yaml)": train_default_recipe,
-               "seed recipe (tutorial SFTConfig)": train_seed_recipe}
-    if args.only:
-        recipes = {name: run for name, run in recipes.items() if name.startswith(args.only)}
+          f"examples per policy: {args.examples}")
     workdir = Path(tempfile.mkdtemp(prefix="train-speed-"))
-    rows, times = [], {}
+    rows = []
     try:
-        for name, run in recipes.items():
-            checkpoint = (args.keep or workdir) / name.split()[0]
-            started = time.perf_counter()
-            run(suites, args.base_model, checkpoint)
-            times[name] = time.perf_counter() - started
-            scores = held_out_accuracy(checkpoint)
-            rows.append([name, f"{times[name]:.0f}"] + [f"{p}/{t}" for p, t in scores.values()])
-            print(f"{name}: {times[name]:.0f} s, held-out {scores}", flush=True)
+        case_files = subset_case_files(workdir, args.examples)
+        for index, recipe in enumerate(args.recipe or DEFAULT_RECIPES):
+            found = train_here(recipe, case_files, base_model, workdir / f"checkpoint-{index}")
+            rows.append((f"{recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe} (this code)", found))
+            print(rows[-1], flush=True)
+        if args.previous_code:
+            found = train_previous_code(args.previous_code, case_files, base_model, workdir / "checkpoint-previous", workdir)
+            rows.append((f"default recipe and code of {args.previous_code}", found))
+            print(rows[-1], flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    headers = ["recipe", "wall s (load+train+save)"] + [f"strict accuracy: {policy}" for policy in scores]
-    print(tabulate(rows, headers=headers, tablefmt="github"))
-    if len(times) == 2:
-        default, seed = times.values()
-        print(f"speed-up of the default recipe: {seed / default:.1f}x")
+    measured = rows[0][1]["seconds"] / rows[0][1]["examples"]
+    table = [[name, found["examples"], f"{found['seconds']:.0f}", f"{found['seconds'] / found['examples']:.2f}",
+              f"{found['seconds'] / found['examples'] / measured:.2f}x"] for name, found in rows]
+    print(tabulate(table, headers=["contender", "examples trained", "wall s", "s per example",
+                                   f"vs {rows[0][0]}"], tablefmt="github"))
 
 
 if __name__ == "__main__":

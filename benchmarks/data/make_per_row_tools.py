@@ -17,10 +17,27 @@ import json
 import random
 from pathlib import Path
 
+from pytest_toolsel.cases.suite import Case, Suite
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.verdicts.judge import expected_calls
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def case_row(row_id: str, suite: Suite, case: Case, tools: list[dict]) -> dict:
+    """A held-out case of a YAML policy as a dataset row that declares `tools` (schemas, in the row's
+    order): the policy's system text as the developer message, the conversation, and the expected call
+    with its arguments where the case gives every one as a plain value (else the tool name only, which
+    leaves the row out of exact-call accuracy)."""
+    known = expected_calls(case, suite.tools)
+    if known is None:
+        calls = [{"type": "function", "function": {"name": name}} for name in sorted(case.expect)]
+    else:
+        calls = [{"type": "function", "function": {"name": name, "arguments": args}} for name, args in known]
+    answer = {"role": "assistant", "tool_calls": calls} if calls else {"role": "assistant", "content": "(no call)"}
+    system = [{"role": "developer", "content": suite.system}] if suite.system else []
+    turns = list(case.conversation) or [{"role": "user", "content": case.prompt}]
+    return {"id": row_id, "messages": [*system, *turns, answer], "tools": tools}
 
 
 def mobile_rows() -> list[dict]:
@@ -30,14 +47,7 @@ def mobile_rows() -> list[dict]:
     for case in suite.cases:
         tools = list(suite.tool_schemas)
         shuffle(tools)
-        known = expected_calls(case, suite.tools)
-        if known is None:
-            calls = [{"type": "function", "function": {"name": name}} for name in sorted(case.expect)]
-        else:
-            calls = [{"type": "function", "function": {"name": name, "arguments": args}} for name, args in known]
-        answer = {"role": "assistant", "tool_calls": calls} if calls else {"role": "assistant", "content": "(no call)"}
-        messages = [{"role": "developer", "content": suite.system}, {"role": "user", "content": case.prompt}, answer]
-        rows.append({"id": f"mobile-{case.id}", "messages": messages, "tools": tools})
+        rows.append(case_row(f"mobile-{case.id}", suite, case, tools))
     return rows
 
 

@@ -1,6 +1,8 @@
 """`toolsel-train`: the same fine-tune that `pytest cases/` runs, without pytest.
 
-    toolsel-train cases/ --output checkpoint --recipe tuning/recipe.yaml --set epochs=2
+    toolsel-train cases/ --output checkpoint --recipe tuning/recipe.yaml --recipe-set epochs=2
+
+Options are spelled as pytest's: --base-model, --recipe, --recipe-set, --device, --report-dir.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 from .cases.suite import CaseFileError
 from .cases.sources import is_case_file, load_suites
 from .models.embedded import EMBEDDED_ALIAS
+from .models.loading import ModelLoadError, model_reference
 from .training.recipe import DEFAULT_RECIPE, RecipeError, default_recipe_path, load_recipe, parse_override
 from .training.trainer import TrainingError, train
+
 
 def case_files(paths: list[str]) -> list[Path]:
     found: list[Path] = []
@@ -34,8 +38,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--output", default="checkpoint", help="checkpoint directory to write (default: checkpoint)")
     ap.add_argument("--base-model", default=EMBEDDED_ALIAS, help=f"base model (default: the embedded {EMBEDDED_ALIAS})")
     ap.add_argument("--recipe", type=Path, default=None, help=f"recipe YAML (default: {DEFAULT_RECIPE} if present)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one recipe setting, e.g. --set learning_rate=1e-4 (repeatable)")
+    ap.add_argument("--recipe-set", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one recipe setting, e.g. --recipe-set learning_rate=1e-4 (repeatable; "
+                    "--set is its old spelling)")
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     ap.add_argument("--report-dir", type=Path, default=Path("reports"), help="where the loss curve goes")
     return ap
@@ -44,11 +49,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        base = model_reference(args.base_model)
+    except ModelLoadError as problem:
+        print(f"toolsel-train: --base-model {problem}", file=sys.stderr)
+        return 2
+    try:
         recipe = load_recipe(args.recipe or default_recipe_path(), dict(map(parse_override, args.overrides)))
         suites = [suite for path in case_files(args.paths) for suite in load_suites(path)]
-        result = train(suites, args.base_model, Path(args.output), recipe, report_dir=args.report_dir,
-                       device=args.device)
-    except (CaseFileError, RecipeError, TrainingError) as problem:
+        result = train(suites, base.text, Path(args.output), recipe, report_dir=args.report_dir, device=args.device)
+    except (CaseFileError, RecipeError, TrainingError, ModelLoadError) as problem:
         print(f"toolsel-train: {problem}", file=sys.stderr)
         return 2
     if not result.metadata:  # another process of an `accelerate launch` run saved the checkpoint

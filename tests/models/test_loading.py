@@ -1,10 +1,72 @@
-"""Loading: a checkpoint trained here reads its tokenizer file as it is."""
+"""Loading: what a --model value names, and a checkpoint trained here reads its tokenizer file as it is."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from conftest import PROMPTS, TOOLS
 
 from pytest_toolsel.functiongemma.chat_format import prompt_messages, render
+from pytest_toolsel.models.loading import EMBEDDED, HUB, LOCAL, ModelLoadError, model_reference
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A working directory with a ckpts/ folder holding one checkpoint directory, v1."""
+    (tmp_path / "ckpts" / "v1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("gemma3-270m", EMBEDDED),
+        ("ckpts/v1", LOCAL),  # exists
+        ("ckpts/v2", LOCAL),  # missing, in a directory that exists: to train into
+        ("checkpoint", LOCAL),  # missing, in the working directory
+        ("./runs/v2", LOCAL),  # written as a path: trained into, parents and all
+        ("../elsewhere/v2", LOCAL),
+        ("/no/such/dir", LOCAL),
+        ("~/ckpt", LOCAL),
+        ("google/functiongemma-270m-it", HUB),  # owner/name, and no google/ here
+    ],
+)
+def test_a_model_value_names_one_kind_of_model(project, text, kind):
+    reference = model_reference(text)
+    assert (reference.kind, reference.text, str(reference)) == (kind, text, text)
+    assert (reference.path is not None) == (kind == LOCAL)
+    if kind == LOCAL:
+        assert reference.path == Path(text).expanduser()
+
+
+def test_owner_name_is_a_local_directory_when_the_owner_is_one(project):
+    (project / "google").mkdir()
+    assert model_reference("google/functiongemma-270m-it").kind == LOCAL
+    assert model_reference("./google/functiongemma-270m-it").kind == LOCAL
+
+
+def test_a_hub_id_is_opened_by_its_id_and_has_no_files_here(project):
+    reference = model_reference("google/functiongemma-270m-it")
+    assert reference.source() == "google/functiongemma-270m-it"  # transformers looks it up; nothing here does
+    assert reference.files_here() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("runs/2024/v2", "runs/2024/v2: names neither a path here (there is no directory runs/2024) nor a hub id "
+                         "(owner/name); write ./runs/2024/v2 for a local directory (trained into while it is missing), "
+                         "or owner/name for a model on the Hugging Face hub"),
+        ("my models/v2", "write ./my models/v2 for a local directory"),
+        ("", "names no model"),
+    ],
+)
+def test_a_value_that_could_be_either_is_refused_with_how_to_write_each(project, text, message):
+    with pytest.raises(ModelLoadError) as refused:
+        model_reference(text)
+    assert message in str(refused.value)
 
 
 def test_a_checkpoint_trained_here_reads_its_tokenizer_file_as_the_class_would_rebuild_it(tmp_path, tiny_tokenizer):

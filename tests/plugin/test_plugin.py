@@ -294,6 +294,48 @@ def test_missing_checkpoint_is_trained_then_reused(pytester, tiny_base):
     assert (checkpoint / "toolsel.json").read_text() == json.dumps(metadata, indent=2) + "\n"
 
 
+def test_a_missing_checkpoint_in_an_existing_directory_is_trained_there_not_looked_up_on_the_hub(pytester, tiny_base):
+    """`--model ckpts/v2` reads like a hub id (owner/name), but ckpts/ is a directory here."""
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    (pytester.path / "ckpts").mkdir()
+    result = pytester.runpytest("-p", "no:cacheprovider", "--model", "ckpts/v2", "--base-model", str(tiny_base),
+                                "--no-baseline", "--recipe-set", "epochs=1", "--recipe-set", "eval_fraction=0")
+    result.stdout.fnmatch_lines(["training ckpts/v2 from *tiny-base* on 2 examples*",
+                                 f"checkpoint written to {Path('ckpts') / 'v2'} in *"])
+    assert (pytester.path / "ckpts" / "v2" / "toolsel.json").is_file()
+    assert json.loads((pytester.path / "reports" / "results.json").read_text())["candidate"]["model"] == "ckpts/v2"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "runs/2024/v2"], "--model runs/2024/v2: names neither a path here (there is no directory "
+                                      "runs/2024) nor a hub id (owner/name); write ./runs/2024/v2 for a local directory"),
+        (["--base-model", "my base/v1"], "--base-model my base/v1: names neither a path here*write ./my base/v1 for"),
+        (["--model", "google/functiongemma-270m-it", "--retrain"],
+         "--retrain needs a local --model directory, not google/functiongemma-270m-it"),
+    ],
+    ids=["model", "base-model", "retrain-hub-id"],
+)
+def test_a_model_value_that_names_nothing_clear_is_a_usage_error(pytester, args, message):
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert not (pytester.path / "runs").exists()
+
+
+def test_a_hub_id_is_loaded_from_the_hub_not_trained(pytester, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing here reaches the hub: the lookup itself is the point
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--model", "toolsel-tests/no-such-model", "--no-baseline")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest-toolsel could not load a model: could not load the tokenizer of "
+                                 "toolsel-tests/no-such-model*"])
+    assert "pytest-toolsel: training" not in result.stdout.str()
+    assert not (pytester.path / "toolsel-tests").exists()
+
+
 def test_changed_training_data_warns_that_the_checkpoint_is_stale(pytester, tiny_base):
     pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
     args = ["--model", "ckpt", "--no-baseline", "--base-model", str(tiny_base), "--recipe-set", "epochs=1"]

@@ -11,8 +11,10 @@ from conftest import case_file
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.functiongemma.chat_format import END_CALL, START_CALL
 from pytest_toolsel.inference.results_cache import Answer
-from pytest_toolsel.reporting.confusion import MALFORMED, markdown_table, policy_confusions, shared_confusions
-from pytest_toolsel.reporting.reports import markdown_report, results_document, write_reports
+from pytest_toolsel.reporting.confusion import MALFORMED, markdown_table, shared_confusions
+from pytest_toolsel.reporting.report_files import write_reports
+from pytest_toolsel.reporting.reports import markdown_report, results_document
+from pytest_toolsel.reporting.where_calls_went import policy_views
 from pytest_toolsel.verdicts.evaluation import RunResult, judged
 
 CASES = """\
@@ -93,8 +95,8 @@ def test_confusion_counts_each_case_once_in_its_cell(runs):
 
 def test_confusion_markdown_reads_before_then_after(runs):
     after, before = runs
-    ((old, new),) = policy_confusions(after, before).values()
-    lines = markdown_table(old, new).splitlines()
+    ((view,),) = [policy.views for policy in policy_views(after, before)]
+    lines = markdown_table(view.before, view.after).splitlines()
     rows = [cells(line) for line in lines]
     assert rows[0] == ["expected ↓ / called →", "get_weather", "get_stock_price", "get_stock_price, get_weather",
                         "none", "malformed"]
@@ -171,7 +173,8 @@ def test_write_reports_draws_the_confusion_heatmap(tmp_path, runs):
     after, before = runs
     written = write_reports(tmp_path / "reports", after, before, {})
     png = tmp_path / "reports" / "confusion.png"
-    assert [path.name for path in written] == ["results.json", "accuracy.md", "confusion.png"]
+    assert [path.name for path in written.paths] == ["results.json", "confusion.png", "accuracy.md"]
+    assert written.problems == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [path for path in png.parent.iterdir() if path.name.startswith(".")]  # no staging file left
 
@@ -182,6 +185,25 @@ def test_without_matplotlib_the_heatmap_is_skipped_quietly(tmp_path, runs, monke
     stale.write_bytes(b"an older run's picture")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
     written = write_reports(tmp_path, after, None, {})
-    assert [path.name for path in written] == ["results.json", "accuracy.md"]
+    assert [path.name for path in written.paths] == ["results.json", "accuracy.md"] and written.problems == []
     assert not stale.exists()  # it would not show this run
     assert "Heatmap" not in (tmp_path / "accuracy.md").read_text()
+
+
+def test_case_lists_say_why_a_case_fails_beyond_the_tool_it_called(runs):
+    """A right tool with a wrong argument, or a call that could not be read, would otherwise read like a pass."""
+    after, before = runs
+    markdown = markdown_report(after, before)
+    still = markdown.split("## Still failing (2)\n\n")[1].split("\n\n")[0].splitlines()
+    assert still == [
+        "- `rome` (policy): 'Weather in Rome?', expects get_weather; before called get_stock_price; "
+        "now calls get_weather (city: expected Rome, wrote Roma)",
+        "- `acme` (policy): 'Price of ACME?', expects get_stock_price; before called get_stock_price "
+        "(ticker: expected \"ACME\", wrote 7); now calls get_weather",
+    ]
+    assert ("before called get_weather (malformed call to get_weather: unterminated <escape> string at offset 22 "
+            "(near '<escape>Oslo')); now calls get_weather\n") in markdown
+    rome = next(case for case in results_document(after, before, {})["candidate"]["cases"] if case["id"] == "rome")
+    assert rome["failed_checks"] == [
+        {"tool": "get_weather", "argument": "city", "check": "equals", "expected": "Rome", "written": "Roma", "given": True},
+    ]

@@ -118,3 +118,26 @@ def test_a_call_to_an_undeclared_tool_is_a_miss_and_a_schema_problem(suite):
     assert judged.schema_problems == (
         "call to undeclared tool 'send_email' (declared: get_weather, get_stock_price, get_time, book_table)",
     )
+
+
+@pytest.mark.parametrize(
+    ("case_id", "text", "described"),
+    [
+        ("exact-weather", answer("get_weather{city:<escape>Pariss<escape>}"), ["city: expected Paris, wrote Pariss"]),
+        ("exact-weather", answer("get_weather{}"), ["city: expected Paris, left it out"]),
+        ("contains-weather", answer("get_weather{city:<escape>Oslo<escape>}"), ["city: expected text containing rom, wrote Oslo"]),
+        ("table", answer("book_table{guests:<escape>3<escape>}"), ['guests: expected 3, wrote "3"']),  # a string, not the number
+        ("table", answer("book_table{guests:<escape> <escape>}"), ['guests: expected 3, wrote " "']),
+        ("exact-weather", answer("get_weather{city:<escape> Paris<escape>}"), ['city: expected Paris, wrote " Paris"']),
+        ("exact-weather", answer("get_weather{city:7}"), ['city: expected "Paris", wrote 7']),
+        # A case that expects several tools names the tool: their arguments may share names.
+        ("both-exact", answer("get_weather{city:<escape>Roma<escape>}", "get_stock_price{ticker:<escape>ACME<escape>}"),
+         ["get_weather.city: expected Rome, wrote Roma"]),
+        ("exact-weather", answer("get_stock_price{ticker:<escape>Paris<escape>}"), []),  # the tool is the failure
+    ],
+)
+def test_failed_argument_checks_keep_the_check_and_the_value_written(suite, case_id, text, described):
+    judged = verdict(suite, case_id, text)
+    several = len(next(case for case in suite.cases if case.id == case_id).expect) > 1
+    assert [failure.describe(several) for failure in judged.failed_checks] == described
+    assert not judged.passed

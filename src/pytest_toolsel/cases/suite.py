@@ -1,7 +1,8 @@
 """What a case file declares, once read: a policy's tools, training examples and held-out cases.
 
-Plain frozen data, whatever source it was read from (YAML today). `CaseFileError` is how every
-source reports a problem, naming the file, the entry, the field and, where it can tell, the line.
+Plain frozen data, whatever source it was read from (a YAML case file, a JSON Lines dataset).
+`CaseFileError` is how every source reports a problem, naming the file, the entry, the field and,
+where it can tell, the line.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from ..functiongemma.chat_format import prompt_messages
 from ..models.loading import LoadedModel
 from .confidence import choice_from_scores, tool_call_tokens, tool_choices
 from .generation import GenerationSettings, can_score_continuations, generate, generate_scored
+from .progress import Progress, ProgressSink
 from .results_cache import Answer, AnswerCache
 
 
@@ -63,19 +64,22 @@ def answer_batches(cases: Sequence[tuple[Suite, Case]]) -> list[list[int]]:
 
 
 def answer(
-    loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool
+    loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool,
+    progress: Progress | None = None,
 ) -> list[Answer]:
-    prompts = [render_prompt(loaded.tokenizer, suite, case) for suite, case in cases]
+    """Every case's answer, group by group (`answer_batches`); `progress` hears of every chunk."""
+    on_chunk = progress.answered if progress is not None else None
 
     def group_answers(indices: list[int]) -> list[Answer]:
-        texts = [prompts[i] for i in indices]
+        # Rendered group by group: only the prompts being answered are held, not the whole dataset's.
+        texts = [render_prompt(loaded.tokenizer, *cases[i]) for i in indices]
         if not confidence:
-            return [Answer(output) for output in generate(loaded, texts, settings)]
+            return [Answer(output) for output in generate(loaded, texts, settings, on_chunk)]
         row_names = [cases[i][0].tool_names for i in indices]
         names = list(dict.fromkeys(name for row in row_names for name in row))
         calls = tool_call_tokens(loaded.tokenizer, texts, names) if can_score_continuations(loaded) else None
         if calls is None or len(names) < 2:
-            outputs = generate(loaded, texts, settings)
+            outputs = generate(loaded, texts, settings, on_chunk)
             choices = tool_choices(loaded, texts, row_names, settings.batch_size)
         else:
             # The tools' calls are scored from the same pass over each prompt that generation makes.
@@ -83,7 +87,7 @@ def answer(
             # Rows of a pool with tool sets of their own are fed only their own tools' calls.
             allowed = None if all(set(row) == set(names) for row in row_names) else [
                 frozenset(column[n] for n in row) for row in row_names]
-            outputs, scores = generate_scored(loaded, texts, settings, calls, allowed)
+            outputs, scores = generate_scored(loaded, texts, settings, calls, allowed, on_chunk)
             choices = [choice_from_scores(row, [scored[column[n]] for n in row]) for row, scored in zip(row_names, scores)]
         return [Answer(output, choice) for output, choice in zip(outputs, choices)]
 
@@ -101,13 +105,18 @@ def cached_answers(
     *,
     confidence: bool,
     cache: AnswerCache | None = None,
+    progress: ProgressSink | None = None,
 ) -> tuple[list[Answer], list[int]]:
     """Every case's answer, from the cache where it has one; the model is loaded (`load()`) only when
-    some case is not cached. Returns the answers and the indices of those generated now."""
+    some case is not cached. Returns the answers and the indices of those generated now. `progress`
+    is shown how many of those are answered, chunk by chunk."""
     answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
     missing = [index for index, found in enumerate(answers) if found is None]
     if missing:
-        fresh = answer(load(), [cases[i] for i in missing], settings, confidence=confidence)
+        loaded = load()
+        # One case (a Python test's question) is answered in the time a line takes to read.
+        counter = Progress(len(missing), progress) if progress is not None and len(missing) > 1 else None
+        fresh = answer(loaded, [cases[i] for i in missing], settings, confidence=confidence, progress=counter)
         for index, new in zip(missing, fresh):
             answers[index] = new
             if cache:

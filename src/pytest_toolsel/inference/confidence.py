@@ -69,7 +69,20 @@ def choice_from_scores(names: Sequence[str], scores: Sequence[float]) -> ToolCho
 def tool_choices(
     loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int = 16
 ) -> list[ToolChoice]:
-    """One ToolChoice per rendered prompt, scoring each of that prompt's tool names by teacher forcing."""
+    """One ToolChoice per rendered prompt, scoring each of that prompt's tool names by teacher forcing.
+
+    Prompts are scored `batch_size` at a time: each one's tokens are held once per tool, so a whole
+    policy's at once would hold the dataset several times over."""
+    choices = []
+    for begin in range(0, len(prompts), batch_size):
+        chunk = slice(begin, begin + batch_size)
+        choices += _scored_choices(loaded, prompts[chunk], tool_names[chunk], batch_size)
+    return choices
+
+
+def _scored_choices(
+    loaded: LoadedModel, prompts: Sequence[str], tool_names: Sequence[Sequence[str]], batch_size: int
+) -> list[ToolChoice]:
     rows = []  # (prompt index, tool name, token ids, number of prompt tokens)
     for index, (prompt, names) in enumerate(zip(prompts, tool_names)):
         prompt_ids, called = _encoded_calls(loaded.tokenizer, prompt, names)

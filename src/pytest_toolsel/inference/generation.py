@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..functiongemma.chat_format import STOP_STRINGS
 from ..models.loading import LoadedModel
@@ -43,7 +44,12 @@ def truncate_at_stop(text: str) -> str:
     return text[:cut]
 
 
-def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+ChunkDone = Callable[[int], None]  # told how many prompts each chunk of the batched pass answered
+
+
+def generate(
+    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, on_chunk: ChunkDone | None = None
+) -> list[str]:
     """Greedy answers to fully rendered prompts, in the prompts' order.
 
     The prompts of one policy share a long prefix (the developer turn that declares every tool) and
@@ -51,9 +57,9 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSe
     a copy of its KV cache and computes only the user turns, padded between prefix and user turn.
     Batches go longest first, so that little is padding. Where a sliding window is shorter than the
     sequences, the prefix is not shared and prompts are plainly left-padded (see
-    `attends_to_everything`).
+    `attends_to_everything`). `on_chunk(n)` is called after each batch with its number of prompts.
     """
-    return [answer for answer, _ in _run(loaded, prompts, settings, None, None)]
+    return [answer for answer, _ in _run(loaded, prompts, settings, None, None, on_chunk)]
 
 
 def can_score_continuations(loaded: LoadedModel) -> bool:
@@ -62,24 +68,27 @@ def can_score_continuations(loaded: LoadedModel) -> bool:
 
 def generate_scored(
     loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]],
-    allowed: scoring.Allowed = None,
+    allowed: scoring.Allowed = None, on_chunk: ChunkDone | None = None,
 ) -> tuple[list[str], list[list[float]]]:
     """`generate`, plus for each prompt the scores of token `continuations` of it (see
     `scoring.continuation_scores`), computed from the same pass over the prompt; with `allowed`, per
     prompt only those of the continuations it lists (see `scoring.greedy_and_scores`)."""
     if not can_score_continuations(loaded):
         raise ValueError(f"{loaded.name}: continuation scores need the built-in decoding loop")
-    results = _run(loaded, prompts, settings, continuations, allowed)
+    results = _run(loaded, prompts, settings, continuations, allowed, on_chunk)
     return [answer for answer, _ in results], [scores for _, scores in results]
 
 
-def _run(loaded, prompts, settings, continuations, allowed) -> list[tuple[str, list[float] | None]]:
+def _run(loaded, prompts, settings, continuations, allowed, on_chunk) -> list[tuple[str, list[float] | None]]:
     tokenizer = loaded.tokenizer
-    encoded = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    # Every prompt's tokens are needed before the first batch (for the shared prefix and the order),
+    # and held in 4 bytes a token, not in a list of Python ints at 36: a policy of thousands of cases
+    # would otherwise hold its tokenized prompts at several times the size of a batch's work.
+    encoded = [array("i", tokenizer.encode(prompt, add_special_tokens=False)) for prompt in prompts]
     shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
     if shared and not attends_to_everything(loaded.model, max(map(len, encoded)) + settings.max_new_tokens):
         shared = 0
-    prefix = encoded[0][:shared] if shared else []
+    prefix = encoded[0][:shared].tolist() if shared else []
     shared_cache = None
     if prefix:
         import torch
@@ -89,14 +98,18 @@ def _run(loaded, prompts, settings, continuations, allowed) -> list[tuple[str, l
     stops = stop_token_ids(tokenizer)
     config = _generation_config(tokenizer, settings, stops)
     suffixes = [ids[shared:] for ids in encoded]
+    del encoded
     order = sorted(range(len(prompts)), key=lambda i: -len(suffixes[i]))
     results: list = [None] * len(prompts)
     for begin in range(0, len(order), settings.batch_size):
         batch = order[begin : begin + settings.batch_size]
         work = (continuations, [allowed[i] for i in batch] if allowed is not None else None)
-        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i] for i in batch], config, work)
+        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i].tolist() for i in batch], config, work)
         for (tokens, scores), index in zip(done, batch):
             results[index] = (decode_answer(tokenizer, tokens, stops), scores)
+            suffixes[index] = None  # answered: its tokens are not needed again
+        if on_chunk is not None:
+            on_chunk(len(batch))
     return results
 
 

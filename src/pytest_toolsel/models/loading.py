@@ -1,5 +1,8 @@
 """Loading the model under test (and the "before" model): local directories, hub ids, the embedded base.
 
+A --model / --base-model value is read once into a `ModelRef`, which says which of these it names;
+loading and the plugin take that object, not the text again.
+
 Loading problems are turned into one `ModelLoadError` sentence that says what is wrong and what to
 do, instead of a stack of transformers internals.
 """
@@ -7,12 +10,13 @@ do, instead of a stack of transformers internals.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..functiongemma.chat_format import FORMAT_VERSION, chat_template
-from .embedded import embedded_base_dir, is_embedded
+from .embedded import EMBEDDED_ALIAS, embedded_base_dir, is_embedded
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 METADATA_FILE = "toolsel.json"
@@ -56,39 +60,83 @@ def pick_dtype(device):
     return torch.float32
 
 
-def resolve(spec: str) -> str:
-    """The path or hub id that transformers should open for a --model / --base-model value."""
-    if is_embedded(spec):
-        return str(embedded_base_dir())
-    if looks_like_hub_id(spec):
-        return spec
-    path = Path(spec).expanduser()
-    check_local_dir(path)
-    return str(path)
+# What a --model / --base-model value names (ModelRef.kind).
+EMBEDDED, HUB, LOCAL = "embedded", "hub", "local"
+# owner/name, in the characters the hub allows in repository ids
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+# A value starting so is a path whatever else it looks like.
+_PATH_PREFIXES = ("./", "../", "/", "~")
 
 
-def local_directory(spec: str) -> Path | None:
-    """The directory holding the model's files, when they are on this machine (not for hub ids)."""
-    if looks_like_hub_id(spec):
-        return None
-    try:
-        return Path(resolve(spec))
-    except ModelLoadError:
-        return None
+@dataclass(frozen=True)
+class ModelRef:
+    """A --model / --base-model value, read once (`model_reference`) into what it names: the embedded
+    base, a hub id, or a local directory: one to load, or one to train into while it is missing."""
+
+    text: str  # as the user wrote it: reports, messages and checkpoints' records name the model so
+    kind: str  # EMBEDDED, HUB or LOCAL
+    path: Path | None = None  # LOCAL: the directory, ~ expanded
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == LOCAL
+
+    def source(self) -> str:
+        """What transformers opens: the embedded base's converted directory (converted on first use),
+        the hub id, or the local directory once checked to hold a model."""
+        if self.kind == EMBEDDED:
+            return str(embedded_base_dir())
+        if self.kind == HUB:
+            return self.text
+        check_local_dir(self.path)
+        return str(self.path)
+
+    def files_here(self) -> Path | None:
+        """The directory holding the model's files, when they are on this machine (never for a hub id)."""
+        if self.kind == HUB:
+            return None
+        try:
+            return Path(self.source())
+        except ModelLoadError:
+            return None
 
 
-def looks_like_hub_id(spec: str) -> bool:
-    """`org/name` that is not a local path, such as google/functiongemma-270m-it."""
-    return (
-        spec.count("/") == 1
-        and not spec.startswith((".", "/", "~"))
-        and not Path(spec).expanduser().exists()
+EMBEDDED_BASE = ModelRef(EMBEDDED_ALIAS, EMBEDDED)
+
+
+def model_reference(text: str) -> ModelRef:
+    """What a --model / --base-model value names, by one rule:
+
+    - the embedded base's alias (gemma3-270m);
+    - a path that exists, one written as a path (./ ../ / ~), or a relative path whose parent
+      directory exists: a local directory, to train into while it is missing (ckpts/v2 beside ckpts/);
+    - owner/name whose owner is no directory here: a hub id (google/functiongemma-270m-it).
+
+    Anything else could be either, and is refused with how to write each; the message starts with the
+    value, for the caller to put the option's name before it.
+    """
+    if is_embedded(text):
+        return EMBEDDED_BASE
+    if not text.strip():
+        raise ModelLoadError(f"{text!r}: names no model; give a local directory or a hub id (owner/name)")
+    path = Path(text).expanduser()
+    if path.exists() or text.startswith(_PATH_PREFIXES) or path.parent.is_dir():
+        return ModelRef(text, LOCAL, path)
+    if _HUB_ID.fullmatch(text):
+        return ModelRef(text, HUB)
+    raise ModelLoadError(
+        f"{text}: names neither a path here (there is no directory {path.parent}) nor a hub id (owner/name); "
+        f"write ./{text} for a local directory (trained into while it is missing), or owner/name for a model "
+        "on the Hugging Face hub"
     )
 
 
-def is_local_target(spec: str) -> bool:
-    """A --model value naming a local directory (existing or to be trained into)."""
-    return not is_embedded(spec) and not looks_like_hub_id(spec)
+def resolve(spec: str) -> str:
+    """What transformers should open for a --model / --base-model value held as text (training, benchmarks)."""
+    return model_reference(spec).source()
 
 
 def check_local_dir(path: Path) -> None:
@@ -103,8 +151,8 @@ def check_local_dir(path: Path) -> None:
         raise ModelLoadError(f"{path} has a config.json but no weights (*.safetensors or pytorch_model.bin)")
 
 
-def read_metadata(spec: str) -> dict:
-    """pytest-toolsel's own record in a checkpoint (base model, data hash, recipe), if any."""
+def read_metadata(spec: str | Path) -> dict:
+    """pytest-toolsel's own record in a checkpoint directory (base model, data hash, recipe), if any."""
     path = Path(spec).expanduser() / METADATA_FILE
     if not path.is_file():
         return {}
@@ -134,18 +182,19 @@ def old_format_warning(checkpoint: str) -> str | None:
     )
 
 
-def load_model(spec: str, device=None, *, require_template: bool = True) -> LoadedModel:
-    """Load a causal LM and its tokenizer for greedy evaluation.
+def load_model(spec: str | ModelRef, device=None, *, require_template: bool = True) -> LoadedModel:
+    """Load a causal LM and its tokenizer for greedy evaluation (`spec`: a ModelRef, or the text of one).
 
     A model without a chat template is refused when it is the candidate (it would be evaluated in a
     format it may never have seen); a "before" model gets the FunctionGemma template instead.
     """
     from transformers import AutoModelForCausalLM
 
-    source = resolve(spec)
+    spec = spec if isinstance(spec, ModelRef) else model_reference(spec)
+    source = spec.source()
     device = device or pick_device()
     try:
-        tokenizer = load_tokenizer(source, written_here=is_embedded(spec))
+        tokenizer = load_tokenizer(source, written_here=spec.kind == EMBEDDED)
     except Exception as problem:  # transformers raises many types for a broken tokenizer
         raise ModelLoadError(f"could not load the tokenizer of {spec}: {_first_line(problem)}") from None
     if tokenizer.chat_template is None:
@@ -165,7 +214,7 @@ def load_model(spec: str, device=None, *, require_template: bool = True) -> Load
         raise ModelLoadError(f"could not load the weights of {spec}: {_first_line(problem)}") from None
     model.to(device)
     model.eval()
-    return LoadedModel(name=spec, model=model, tokenizer=tokenizer, device=device)
+    return LoadedModel(name=spec.text, model=model, tokenizer=tokenizer, device=device)
 
 
 def load_tokenizer(source: str, *, written_here: bool = False):

@@ -1,12 +1,13 @@
 """The pytest face of pytest-toolsel: this package is the `pytest11` entry point (`pytest_toolsel.plugin`).
 
     hooks.py       the hooks, in the order pytest calls them: configure, collect, run, report
-    options.py     the command-line options
-    items.py       CaseFile and CaseItem: what pytest collects from a case file, and how a miss reads
+    options.py     the command-line options, read once at configure time into `Options`
+    items.py       CaseFile and CaseItem: what pytest collects from a case file
+    misses.py      a test's verdict on an outcome (`settle`), and how a miss reads
     model_fixture.py  `toolsel_model`: the model under test for tests written in Python, and assert_selects
     questions.py     what such a test asks, made into a suite and a case as a case file gives them
     call_site.py     where in the test the fixture was called, and failing the test there
-    session.py     the session's state, one part per phase:
+    session.py     the session's state in config.stash, one part per phase, each given what it uses:
     checkpoint.py    run: train the model under test when it is missing, or say that it is stale
     runs.py          run: the candidate's and the baseline's answers and verdicts
     report.py        report: the reports written, the workers' answers merged, the session's bars

@@ -18,10 +18,10 @@ from ..models.loading import ModelLoadError
 from ..reporting.reports import terminal_summary
 from ..training.recipe import RecipeError
 from ..training.trainer import TrainingError
-from .items import SESSION_KEY, CaseFile, CaseItem
+from .items import CaseFile, CaseItem
 from .model_fixture import ToolselModel
-from .options import add_options
-from .session import ToolselSession
+from .options import Options, add_options
+from .session import SESSION_KEY, ToolselSession
 from .xdist import WORKER_OUTPUT_KEY, is_worker, make_share_scheduler
 
 # configure ---------------------------------------------------------------------------------------
@@ -32,9 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.option.toolsel_regressions_only and config.option.toolsel_no_baseline:
-        raise pytest.UsageError("--regressions-only compares with the before model; it cannot be used with --no-baseline")
-    config.stash[SESSION_KEY] = ToolselSession(config)
+    """The options read once, and the session's state kept where the items and fixtures find it."""
+    config.stash[SESSION_KEY] = ToolselSession(Options.from_config(config), config)
     config.addinivalue_line("markers", "toolsel: a tool-selection case collected from a case file")
 
 

@@ -21,7 +21,7 @@ from ..inference.confidence import ToolChoice
 from ..inference.results_cache import Answer
 from ..verdicts.evaluation import judged
 from .call_site import CallSite, call_site, fail, fail_at
-from .items import ToolSelectionMiss, format_miss, settle
+from .misses import ToolSelectionMiss, format_miss, settle
 from .questions import Prompt, find_policy, question, question_suite
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class ToolselModel:
 
     @property
     def model(self) -> str:
-        return self._session.options.model
+        return self._session.options.model.text
 
     def policy(self, name_or_path: str | Path) -> Suite:
         """A collected case file's policy (by its name), or the case file at a path: its tools and system text."""
@@ -122,7 +122,7 @@ class ToolselModel:
         runs = self._session.runs
         runs.record(outcome, reused=answer.cached)
         try:
-            settle(self._session, outcome, lambda: runs.before_passed(outcome.suite, outcome.case))
+            settle(outcome, self._session.options, runs)
         except ToolSelectionMiss as miss:
             fail(f"{format_miss(miss)}\n  asserted at: {site.path}:{site.line}")
         return answer

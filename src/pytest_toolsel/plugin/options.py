@@ -1,4 +1,5 @@
-"""The command-line options of pytest-toolsel, and the `Options` a session reads from them."""
+"""The command-line options of pytest-toolsel, and the `Options` a session reads from them once, at
+configure time (the session hands them to each part that needs them)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ..cases.suite import Suite
 from ..inference.generation import GenerationSettings
 from ..models.embedded import EMBEDDED_ALIAS
+from ..models.loading import ModelLoadError, ModelRef, model_reference
 from ..training.recipe import default_recipe_path
 
 DEFAULT_MODEL = "checkpoint"
@@ -16,8 +19,8 @@ DEFAULT_MODEL = "checkpoint"
 
 @dataclass(frozen=True)
 class Options:
-    model: str
-    base_model: str | None
+    model: ModelRef
+    base_model: ModelRef | None
     baseline: bool
     device: str | None
     generation: GenerationSettings
@@ -33,10 +36,17 @@ class Options:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
+        """The session's options; a value or a combination that cannot work is a usage error naming it."""
         option = config.option
+        if option.toolsel_regressions_only and option.toolsel_no_baseline:
+            raise pytest.UsageError("--regressions-only compares with the before model; it cannot be used with --no-baseline")
+        model = _model_option("--model", option.toolsel_model)
+        if option.toolsel_retrain and not model.is_local:
+            raise pytest.UsageError(f"--retrain needs a local --model directory, not {model}")
+        base_model = option.toolsel_base_model
         return cls(
-            model=option.toolsel_model,
-            base_model=option.toolsel_base_model,
+            model=model,
+            base_model=_model_option("--base-model", base_model) if base_model is not None else None,
             baseline=not option.toolsel_no_baseline,
             device=option.toolsel_device,
             generation=GenerationSettings(
@@ -52,6 +62,17 @@ class Options:
             recipe=Path(option.toolsel_recipe) if option.toolsel_recipe else default_recipe_path(config.rootpath),
             recipe_overrides=tuple(option.toolsel_recipe_overrides),
         )
+
+    def accuracy_bar(self, suite: Suite) -> float | None:
+        """What a suite must score: its case file's own min_accuracy, else --min-accuracy."""
+        return suite.min_accuracy if suite.min_accuracy is not None else self.min_accuracy
+
+
+def _model_option(name: str, value: str) -> ModelRef:
+    try:
+        return model_reference(value)
+    except ModelLoadError as problem:
+        raise pytest.UsageError(f"{name} {problem}") from None
 
 
 def _fraction(value: str) -> float:
@@ -72,7 +93,8 @@ def add_options(parser: pytest.Parser) -> None:
     """pytest-toolsel's command-line options (pytest_addoption)."""
     group = parser.getgroup("toolsel", "tool-selection regression tests (pytest-toolsel)")
     group.addoption("--model", dest="toolsel_model", default=DEFAULT_MODEL, metavar="DIR_OR_HUB_ID",
-                    help="model under test: a local Hugging Face directory or a hub id (default: ./checkpoint)")
+                    help="model under test: a local Hugging Face directory, trained first when missing, or a hub id "
+                         "owner/name (default: ./checkpoint)")
     group.addoption("--base-model", dest="toolsel_base_model", default=None, metavar="DIR_OR_HUB_ID",
                     help="the 'before' model of the report (default: the base recorded in the checkpoint, "
                     f"else the embedded {EMBEDDED_ALIAS})")

@@ -6,33 +6,50 @@ its share); each test then reads its outcome.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..cases.suite import Case, Suite
 from ..inference.answers import cached_answers
 from ..inference.results_cache import Answer, AnswerCache, model_fingerprint
-from ..models.embedded import EMBEDDED_ALIAS
-from ..models.loading import LoadedModel, ModelLoadError, load_model, local_directory, pick_device, read_metadata
+from ..models.loading import (
+    EMBEDDED_BASE,
+    LoadedModel,
+    ModelLoadError,
+    ModelRef,
+    load_model,
+    model_reference,
+    pick_device,
+    read_metadata,
+)
 from ..verdicts.evaluation import Outcome, RunResult, evaluate, outcome_key, report_order
-from .items import CaseItem
-from .xdist import is_worker, queued_items, worker_device
-
-if TYPE_CHECKING:
-    from .session import ToolselSession
+from .checkpoint import Checkpoint
+from .options import Options
+from .progress import TerminalProgress
+from .xdist import worker_device
 
 
 class Runs:
-    """The candidate's and the baseline's runs, and the models loaded for them."""
+    """The candidate's and the baseline's runs, and the models loaded for them.
 
-    def __init__(self, session: ToolselSession):
-        self.session = session
-        self.config = session.config
+    `cache` is pytest's cache (None with -p no:cacheprovider); `worker` the xdist worker's index
+    (None outside xdist workers, which alone train a missing checkpoint); `progress` shows how far
+    each batched pass has got (None: nowhere).
+    """
+
+    def __init__(self, options: Options, notes: list[str], checkpoint: Checkpoint, *, cache, worker: int | None,
+                 progress: TerminalProgress | None = None):
+        self.options = options
+        self.progress = progress
+        self.notes = notes
+        self.checkpoint = checkpoint
+        self.cache = cache
+        self.worker = worker
         self.candidate_runs: list[RunResult] = []
         self.baseline_runs: list[RunResult] = []
         self._outcomes: dict[tuple[str, str], Outcome] = {}
         self.recorded: list[Outcome] = []  # judged in Python tests (toolsel_model)
-        self._loaded: dict[str, LoadedModel] = {}
-        self._load_error: ModelLoadError | None = None
+        self._loaded: dict[ModelRef, LoadedModel] = {}
+        self.load_error: ModelLoadError | None = None  # the model under test's, once it failed to load
 
     @property
     def candidate(self) -> RunResult | None:
@@ -47,20 +64,22 @@ class Runs:
         self.candidate_runs = [candidate] if candidate else []
         self.baseline_runs = [baseline] if baseline else []
 
-    def outcome_for(self, item: CaseItem) -> Outcome:
-        if self._load_error is not None:
-            raise self._load_error
-        key = outcome_key(item.suite, item.case)
+    def outcome_for(self, suite: Suite, case: Case, selected: Callable[[], list[tuple[Suite, Case]]]) -> Outcome:
+        """The model under test's outcome on a case; the first call answers every `selected()` case
+        not answered yet, in one pass."""
+        if self.load_error is not None:
+            raise self.load_error
+        key = outcome_key(suite, case)
         if key not in self._outcomes:
+            pending = [(s, c) for s, c in selected() if outcome_key(s, c) not in self._outcomes]
             try:
-                run = self.run(self.session.options.model, self.cases_to_generate(item), candidate=True)
+                run = self.run(self.options.model, pending, candidate=True)
             except ModelLoadError as problem:
-                self._load_error = problem
-                item.session.shouldfail = "the model under test could not be loaded"
+                self.load_error = problem
                 raise
             self.candidate_runs.append(run)
             self._outcomes.update(run.by_key())
-            if self.session.options.regressions_only:  # verdicts need the before model's answers now
+            if self.options.regressions_only:  # verdicts need the before model's answers now
                 self.baseline_runs.append(self.run(self.base_model(), run.cases(), candidate=False))
         return self._outcomes[key]
 
@@ -71,42 +90,36 @@ class Runs:
         if before is None or key not in before.by_key():  # a case asked from Python (toolsel_model)
             self.baseline_runs.append(self.run(self.base_model(), [(suite, case)], candidate=False))
             before = self.baseline
-        return before.by_key()[key].passes(self.session.options.strict_calls)
+        return before.by_key()[key].passes(self.options.strict_calls)
 
     def candidate_answers(self, cases: list[tuple[Suite, Case]], *, confidence: bool) -> tuple[list[Answer], set[int]]:
         """The model under test's answers to cases asked from Python tests, and which were generated."""
-        if self._load_error is not None:
-            raise self._load_error
-        model = self.session.options.model
-        load, cache = self.source(model, candidate=True, confidence=confidence)
-        answers, generated = cached_answers(load, cases, self.session.options.generation, confidence=confidence, cache=cache)
+        if self.load_error is not None:
+            raise self.load_error
+        load, cache = self.source(self.options.model, candidate=True, confidence=confidence)
+        answers, generated = cached_answers(load, cases, self.options.generation, confidence=confidence, cache=cache)
         return answers, set(generated)
 
     def record(self, outcome: Outcome, *, reused: bool) -> None:
         """An outcome judged in a Python test: it joins the candidate's run, for the reports."""
         self.recorded.append(outcome)
-        self.candidate_runs.append(RunResult(self.session.options.model, (outcome,), reused=int(reused)))
+        self.candidate_runs.append(RunResult(self.options.model.text, (outcome,), reused=int(reused)))
 
-    def cases_to_generate(self, item: CaseItem) -> list[tuple[Suite, Case]]:
-        """All selected cases in one pass; an xdist worker only has the share it was sent."""
-        items = [item, *queued_items(item.session)] if is_worker(self.config) else item.session.items
-        cases = [(i.suite, i.case) for i in items if isinstance(i, CaseItem)]
-        return [(suite, case) for suite, case in cases if outcome_key(suite, case) not in self._outcomes]
-
-    def run(self, model: str, cases: list[tuple[Suite, Case]], *, candidate: bool) -> RunResult:
-        confidence = candidate and self.session.options.confidence
+    def run(self, model: ModelRef, cases: list[tuple[Suite, Case]], *, candidate: bool) -> RunResult:
+        confidence = candidate and self.options.confidence
         load, cache = self.source(model, candidate=candidate, confidence=confidence)
-        return evaluate(model, load, cases, self.session.options.generation, confidence=confidence, cache=cache)
+        progress = self.progress.sink(model.text) if self.progress else None
+        return evaluate(model.text, load, cases, self.options.generation, confidence=confidence, cache=cache, progress=progress)
 
-    def source(self, model: str, *, candidate: bool, confidence: bool) -> tuple[Callable[[], LoadedModel], AnswerCache | None]:
+    def source(self, model: ModelRef, *, candidate: bool, confidence: bool) -> tuple[Callable[[], LoadedModel], AnswerCache | None]:
         """How a model's answers are had: loading it (once, on the session's device), and its cached answers."""
-        device = pick_device(self.session.options.device or worker_device(self.config))
+        device = pick_device(self.options.device or worker_device(self.worker))
         cache = self.answer_cache(model, {"device": device.type, "confidence": confidence})
         return (lambda: self.load(model, device, candidate=candidate)), cache
 
-    def load(self, model: str, device, *, candidate: bool) -> LoadedModel:
+    def load(self, model: ModelRef, device, *, candidate: bool) -> LoadedModel:
         if model not in self._loaded:
-            if candidate and is_worker(self.config) and self.session.checkpoint.needs_training():
+            if candidate and self.worker is not None and self.checkpoint.needs_training():
                 raise ModelLoadError(
                     f"{model} does not exist, and pytest-xdist workers do not train: train it first with "
                     "`pytest cases/` (without -n) or toolsel-train"
@@ -114,28 +127,35 @@ class Runs:
             self._loaded[model] = load_model(model, device, require_template=candidate)
         return self._loaded[model]
 
-    def answer_cache(self, model: str, conditions: dict) -> AnswerCache | None:
+    def answer_cache(self, model: ModelRef, conditions: dict) -> AnswerCache | None:
         """Answers of earlier runs, for a model whose files are here (None with -p no:cacheprovider)."""
-        cache = getattr(self.config, "cache", None)
-        directory = local_directory(model)
-        if cache is None or directory is None:
+        directory = model.files_here()
+        if self.cache is None or directory is None:
             return None
-        fingerprint = model_fingerprint(directory, cache)
-        return AnswerCache(cache, fingerprint, {**self.session.options.generation.as_dict(), **conditions})
+        fingerprint = model_fingerprint(directory, self.cache)
+        return AnswerCache(self.cache, fingerprint, {**self.options.generation.as_dict(), **conditions})
 
-    def base_model(self) -> str:
-        options = self.session.options
-        return options.base_model or read_metadata(options.model).get("base_model") or EMBEDDED_ALIAS
+    def base_model(self) -> ModelRef:
+        """--base-model, else the base the checkpoint records it was trained from, else the embedded base."""
+        options = self.options
+        if options.base_model is not None:
+            return options.base_model
+        recorded = read_metadata(options.model.path).get("base_model") if options.model.is_local else None
+        return model_reference(recorded) if recorded else EMBEDDED_BASE
 
     def evaluate_baseline(self) -> None:
         candidate = self.candidate
-        if candidate is None or not self.session.options.baseline or self.baseline_runs:
+        if candidate is None or not self.options.baseline or self.baseline_runs:
             return
-        base = self.base_model()
+        try:
+            base = self.base_model()
+        except ModelLoadError as problem:  # the checkpoint records a base that names nothing here
+            self.notes.append(f"the before model could not be evaluated: {problem}")
+            return
         try:
             self.baseline_runs.append(self.run(base, [(o.suite, o.case) for o in candidate.outcomes], candidate=False))
         except Exception as problem:  # the candidate's results must still be written
-            self.session.notes.append(f"the before model {base} could not be evaluated: {problem}")
+            self.notes.append(f"the before model {base} could not be evaluated: {problem}")
 
 
 def merged(runs: list[RunResult]) -> RunResult | None:

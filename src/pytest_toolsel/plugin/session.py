@@ -5,6 +5,9 @@
   cases, for the model under test and the before model;
 - report: `report` writes the reports at the end and says what fails the session; `notes` are the
   lines every phase adds to the terminal summary.
+
+Each part is handed what it uses (the options, the suites, the notes, the runs), and none of them
+the session.
 """
 
 from __future__ import annotations
@@ -15,29 +18,31 @@ from ..cases.suite import Suite
 from ..verdicts.evaluation import RunResult
 from .checkpoint import Checkpoint
 from .options import Options
+from .progress import TerminalProgress
 from .report import SessionReport
 from .runs import Runs
+from .xdist import worker_index
 
 
 class ToolselSession:
-    """Session state: the suites collected, the candidate and baseline runs, the reports.
+    """Session state: the options, the suites collected, the candidate and baseline runs, the reports.
 
     Under pytest-xdist each worker generates the cases it was given and sends its answers to the
     controller, which merges them and writes the reports.
     """
 
-    def __init__(self, config: pytest.Config):
-        self.config = config
+    def __init__(self, options: Options, config: pytest.Config):
+        self.options = options
         self.suites: list[Suite] = []
         self.notes: list[str] = []
         self.current_item: pytest.Item | None = None  # the test running now, for toolsel_model's records
-        self.checkpoint = Checkpoint(self)
-        self.runs = Runs(self)
-        self.report = SessionReport(self)
-
-    @property
-    def options(self) -> Options:
-        return Options.from_config(self.config)
+        self.checkpoint = Checkpoint(options, self.suites, self.notes)
+        # pytest's cache exists by now: the cacheprovider configures first (None: -p no:cacheprovider).
+        cache = getattr(config, "cache", None)
+        worker = worker_index(config)
+        progress = TerminalProgress(config) if worker is None else None  # a worker's terminal is nobody's
+        self.runs = Runs(options, self.notes, self.checkpoint, cache=cache, worker=worker, progress=progress)
+        self.report = SessionReport(options, self.runs, self.notes)
 
     @property
     def candidate(self) -> RunResult | None:
@@ -47,5 +52,6 @@ class ToolselSession:
     def baseline(self) -> RunResult | None:
         return self.runs.baseline
 
-    def accuracy_bar(self, suite: Suite) -> float | None:
-        return suite.min_accuracy if suite.min_accuracy is not None else self.options.min_accuracy
+
+# Where the hooks, the items and the fixtures find the session's state (set by pytest_configure).
+SESSION_KEY: pytest.StashKey[ToolselSession] = pytest.StashKey()

@@ -27,11 +27,10 @@ def worker_index(config: pytest.Config) -> int | None:
     return int(config.workerinput["workerid"].removeprefix("gw"))
 
 
-def worker_device(config: pytest.Config) -> str | None:
+def worker_device(index: int | None) -> str | None:
     """`cuda:<worker index>` (modulo the GPU count) for an xdist worker on a multi-GPU machine."""
     import torch
 
-    index = worker_index(config)
     if index is None or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
         return None
     return f"cuda:{index % torch.cuda.device_count()}"

@@ -1,8 +1,12 @@
 """Reporting: a run (and its before run) written for machines and people.
 
-    reports.py    results.json, accuracy.md and the terminal summary
-    confusion.py  which tool was called for which expected one: tables and the heatmap
-    stats.py      Wilson intervals and McNemar's exact test
+    reports.py           the results document (results.json), accuracy.md and the terminal summary
+    report_files.py      the files: results.json first, each rendering on its own, none half-written
+    where_calls_went.py  which tool went where, per policy: the tables that stay readable at any size
+    confusion.py         tool-by-tool tables, capped at the most frequent tools
+    outcome_kinds.py     tables by kind of outcome, for datasets whose rows bring their own tools
+    heatmap.py           those tables drawn (confusion.png)
+    stats.py             Wilson intervals and McNemar's exact test
 
 It reads verdicts (Outcome, RunResult) and case data only; nothing here runs a model.
 """

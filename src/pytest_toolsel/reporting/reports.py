@@ -1,23 +1,20 @@
-"""Before/after reports: results.json for machines, accuracy.md for people (and PR comments)."""
+"""Before/after reports: the results document (results.json) for machines, accuracy.md for people
+(and PR comments). Writing them to files is report_files.py's."""
 
 from __future__ import annotations
 
-import json
-import os
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable, Iterable
 
 from tabulate import tabulate
 
-from .confusion import PNG_FILE, by_policy, shared_confusions, write_heatmap
-from .confusion import markdown_section as confusion_section
 from ..verdicts.evaluation import Outcome, RunResult
+from ..verdicts.judge import malformed_reasons
+from .confusion import TOP_LABELS
 from .stats import mcnemar_exact, wilson_interval
-
-RESULTS_FILE = "results.json"
-MARKDOWN_FILE = "accuracy.md"
+from .where_calls_went import by_policy, markdown_section as where_calls_went_section, policy_tables_record, policy_views
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ def policy_record(outcomes: list[Outcome]) -> dict:
         "total": len(outcomes),
         "accuracy": passed / len(outcomes),
         **call_quality_record(outcomes),
-        "confusion": shared_confusions([outcomes])[0].as_dict(),
+        **policy_tables_record(outcomes),
     }
 
 
@@ -151,6 +148,12 @@ def case_record(outcome: Outcome) -> dict:
         "reasons": list(outcome.verdict.reasons),
         "schema_problems": list(outcome.verdict.schema_problems),
         "exact_call": outcome.verdict.exact,
+        "failed_checks": [
+            {"tool": failure.check.tool, "argument": failure.check.argument, "check": failure.check.operator,
+             "expected": failure.check.expected, "written": failure.written if failure.given else None,
+             "given": failure.given}
+            for failure in outcome.verdict.failed_checks
+        ],
         "calls": [call.as_dict() for call in outcome.parsed.calls],
         "output": outcome.output,
         "tool_probabilities": outcome.choice.probabilities if outcome.choice else None,
@@ -168,9 +171,14 @@ def fragile_passes(run: RunResult, fragile_margin: float) -> list[Outcome]:
 
 
 def results_document(
-    candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3
+    candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3,
+    finished: bool = True,
 ) -> dict:
+    """`finished` is false in the document written as soon as the candidate's answers are judged, while
+    the session still has the before model to evaluate: a results.json left so is from a session that
+    ended before that."""
     document = {
+        "finished": finished,
         "candidate": run_record(candidate),
         "baseline": run_record(baseline) if baseline else None,
         "generation": settings,
@@ -195,7 +203,13 @@ def _table(
     title: str,
     fmt: str,
     metrics: tuple[Metric, ...] = (SELECTION,),
+    top: int | None = None,
 ) -> str:
+    """A row per group; with `top`, the `top` groups of the most cases and one row for the rest (a
+    dataset whose rows bring their own tools expects hundreds of them)."""
+    rest = None
+    if top is not None:
+        group, rest = _capped(group, candidate.outcomes, top)
     after = candidate.grouped(group)
     before = baseline.grouped(group) if baseline else {}
     if len(metrics) == 1:
@@ -205,12 +219,23 @@ def _table(
     else:
         headers = [title, *(name for name, _ in metrics)]
     rows = []
-    for name in sorted(after):
+    for name in sorted(after, key=lambda name: (name == rest, name)):
         row = [name]
         for _, measure in metrics:
             row += ([measure(before.get(name, []))] if baseline else []) + [measure(after[name])]
         rows.append(row)
     return tabulate(rows, headers=headers, tablefmt=fmt)
+
+
+def _capped(group: Callable[[Outcome], str], outcomes: Iterable[Outcome], top: int) -> tuple[Callable[[Outcome], str], str | None]:
+    """`group` with the groups beyond the `top` of the most cases taken together, and that group's
+    name (None when there are no more than `top` groups)."""
+    sizes = Counter(group(outcome) for outcome in outcomes)
+    if len(sizes) <= top:
+        return group, None
+    kept = {name for name, _ in sizes.most_common(top)}
+    rest = f"the other {len(sizes) - top}"
+    return (lambda outcome: name if (name := group(outcome)) in kept else rest), rest
 
 
 def overall_table(
@@ -246,12 +271,30 @@ def terminal_summary(candidate: RunResult, baseline: RunResult | None) -> str:
     return "\n\n".join([overall_table(candidate, baseline, "simple"), by_suite, significance_line(candidate, baseline)])
 
 
+WHY_SHOWN = 3  # reasons a case line gives; an answer of a dozen broken calls would fill a screen
+
+
+def what_went_wrong(outcome: Outcome) -> str:
+    """What the tools called do not say about a miss: the part of the answer that could not be read,
+    and each failed argument check with the value written (`datetime: expected 2026-06-10T16:00, wrote
+    2026-06-10T15:00`). Empty for a plain wrong choice of tool."""
+    several = len(outcome.case.expect) > 1
+    reasons = malformed_reasons(outcome.parsed) + [f.describe(several) for f in outcome.verdict.failed_checks]
+    more = [f"{len(reasons) - WHY_SHOWN} more in results.json"] if len(reasons) > WHY_SHOWN else []
+    return "; ".join(reasons[:WHY_SHOWN] + more)
+
+
+def _calls(outcome: Outcome) -> str:
+    called = ", ".join(outcome.verdict.called) or "no tool"
+    why = "" if outcome.passed else what_went_wrong(outcome)
+    return f"{called} ({why})" if why else called
+
+
 def _case_line(outcome: Outcome, before: Outcome | None) -> str:
-    after_called = ", ".join(outcome.verdict.called) or "no tool"
     line = f"- `{outcome.case.id}` ({outcome.suite.policy}): {outcome.case.prompt!r}, expects {outcome.case.expect_label}"
     if before is not None:
-        line += f"; before called {', '.join(before.verdict.called) or 'no tool'}"
-    return line + f"; now calls {after_called}"
+        line += f"; before called {_calls(before)}"
+    return line + f"; now calls {_calls(outcome)}"
 
 
 def _schema_line(outcome: Outcome) -> str:
@@ -286,17 +329,18 @@ def _collapsed_if_long(lines: str, count: int) -> str:
 def markdown_report(
     candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3, heatmap: str | None = None
 ) -> str:
+    """accuracy.md: its size grows with the number of cases, never with the square of the tools."""
     sections = [
         "# Tool-selection accuracy",
         overall_table(candidate, baseline, "github", CALL_METRICS),
         significance_line(candidate, baseline)
         + " Intervals are 95% Wilson intervals: with 20 cases a suite's accuracy is only known to about +-9 points.",
         CALL_METRICS_LEGEND,
-        *confusion_section(candidate, baseline, heatmap),
+        *where_calls_went_section(policy_views(candidate, baseline), baseline is not None, heatmap),
         "## Per suite",
         _table(candidate, baseline, lambda o: o.suite.policy, "suite", "github", CALL_METRICS),
         "## Per expected tool",
-        _table(candidate, baseline, lambda o: o.case.expect_label, "expected tool", "github"),
+        _table(candidate, baseline, lambda o: o.case.expect_label, "expected tool", "github", top=TOP_LABELS),
     ]
     before = baseline.by_key() if baseline else {}
     if baseline:
@@ -321,21 +365,3 @@ def markdown_report(
         sections.append(_collapsed_if_long("\n".join(_fragile_line(o) for o in fragile), len(fragile)))
     return "\n\n".join(sections) + "\n"
 
-
-def write_reports(
-    report_dir: Path, candidate: RunResult, baseline: RunResult | None, settings: dict, fragile_margin: float = 0.3
-) -> list[Path]:
-    report_dir.mkdir(parents=True, exist_ok=True)
-    heatmap = write_heatmap(report_dir / PNG_FILE, candidate, baseline)
-    written = []
-    contents = {
-        RESULTS_FILE: json.dumps(results_document(candidate, baseline, settings, fragile_margin), indent=2, ensure_ascii=False) + "\n",
-        MARKDOWN_FILE: markdown_report(candidate, baseline, fragile_margin, heatmap.name if heatmap else None),
-    }
-    for name, text in contents.items():
-        path = report_dir / name
-        staging = path.with_name(f".{name}.tmp")
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, path)  # a reader never sees half a report
-        written.append(path)
-    return written + ([heatmap] if heatmap else [])

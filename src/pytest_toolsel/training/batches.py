@@ -1,6 +1,6 @@
 """The order of training rows: each batch holds rows of one policy.
 
-The loss runs a batch's shared prompt prefix once (training_loss.py); rows of one policy share the
+The loss runs a batch's shared prompt prefix once (loss.py); rows of one policy share the
 whole developer turn, hundreds of tokens with seven declarations, rows of two policies almost
 nothing. A plain random order mixes policies in most batches, and each batch then pays one prefix
 per policy in it. Here every policy's rows are shuffled and cut into batches of its own; the batches

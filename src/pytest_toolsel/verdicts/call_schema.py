@@ -64,7 +64,18 @@ def has_type(value: Any, json_type: str) -> bool:
 
 def shown(value: Any) -> str:
     """A value as JSON, cut short: messages quote what the model wrote, not pages of it."""
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return _cut(json.dumps(value, ensure_ascii=False, default=repr))
+
+
+def shown_plainly(value: Any) -> str:
+    """A value as a reader compares it with another: a string as it is written (quoted only where
+    its quotes are needed to see it: empty, or with spaces at an end), anything else as JSON."""
+    if isinstance(value, str) and value and value == value.strip():
+        return _cut(value)
+    return shown(value)
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _VALUE_SHOWN else text[: _VALUE_SHOWN - 3] + "..."
 
 

@@ -10,6 +10,7 @@ from ..functiongemma.parsing import ParsedOutput, parse_output
 from ..inference.answers import cached_answers
 from ..inference.confidence import ToolChoice
 from ..inference.generation import GenerationSettings
+from ..inference.progress import ProgressSink
 from ..inference.results_cache import Answer, AnswerCache
 from ..models.loading import LoadedModel
 from .judge import Verdict, judge
@@ -94,9 +95,11 @@ def evaluate(
     *,
     confidence: bool = False,
     cache: AnswerCache | None = None,
+    progress: ProgressSink | None = None,
 ) -> RunResult:
-    """Answers for every case (from the cache where possible; the model is loaded only if needed), judged."""
-    answers, generated = cached_answers(load, cases, settings, confidence=confidence, cache=cache)
+    """Answers for every case (from the cache where possible; the model is loaded only if needed), judged.
+    `progress` is shown the cases answered out of those generated, chunk by chunk."""
+    answers, generated = cached_answers(load, cases, settings, confidence=confidence, cache=cache, progress=progress)
     outcomes = [judged(suite, case, found) for (suite, case), found in zip(cases, answers)]
     return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(generated))
 

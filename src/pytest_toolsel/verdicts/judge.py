@@ -12,9 +12,35 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ..cases.suite import Case, Tool
+from ..cases.suite import ArgCheck, Case, Tool
 from ..functiongemma.parsing import ParsedOutput
-from .call_schema import schema_problems
+from .call_schema import schema_problems, shown, shown_plainly
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """An argument check that the expected tool's call did not pass, and what the call wrote instead:
+    a report must tell a wrong value from a right one, since the tool alone looks like a pass."""
+
+    check: ArgCheck
+    written: Any = None
+    given: bool = True  # False: the call left the argument out
+
+    def describe(self, name_the_tool: bool = False) -> str:
+        """`datetime: expected 2026-06-10T16:00, wrote 2026-06-10T15:00`; `name_the_tool` prefixes the
+        tool (`get_weather.city: ...`) for cases that expect several tools, whose arguments may share names."""
+        check = self.check
+        where = f"{check.tool}.{check.argument}" if name_the_tool else check.argument
+        # Unquoted only when both are strings: `expected 3, wrote 3` must not hide a "3" written for 3.
+        strings = isinstance(check.expected, str) and (isinstance(self.written, str) or not self.given)
+        show = shown_plainly if strings else shown
+        expected = {
+            "equals": show(check.expected),
+            "contains": f"text containing {show(check.expected)}",
+            "regex": f"a match of /{check.expected}/",
+        }[check.operator]
+        wrote = f"wrote {show(self.written)}" if self.given else "left it out"
+        return f"{where}: expected {expected}, {wrote}"
 
 
 @dataclass(frozen=True)
@@ -24,21 +50,24 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     schema_problems: tuple[str, ...] = ()  # reported; they fail the test only under --strict-calls
     exact: bool | None = None  # the calls equal the expected ones; None when the case gives no expected calls
+    failed_checks: tuple[CheckFailure, ...] = ()  # the argument checks among `reasons`, with the values written
 
 
 def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool]) -> Verdict:
     called = tuple(dict.fromkeys(parsed.called))
-    reasons = [f"malformed output: {problem}" for problem in parsed.problems]
-    reasons += [f"malformed call to {call.name or '?'}: {call.error}" for call in parsed.calls if call.error]
+    reasons = malformed_reasons(parsed)
     missing = sorted(case.expect - set(called))
     unexpected = [name for name in called if name not in case.expect]
     if missing:
         reasons.append(f"did not call {', '.join(missing)}")
     if unexpected:
         reasons.append(f"called {', '.join(unexpected)}, which the case does not expect")
+    failed_checks = []
     for check in case.arg_checks:
-        values = [call.arguments.get(check.argument) for call in parsed.calls if call.name == check.tool]
+        calls = [call for call in parsed.calls if call.name == check.tool]
+        values = [call.arguments.get(check.argument) for call in calls]
         if values and not any(check.matches(value) for value in values):
+            failed_checks.append(CheckFailure(check, values[0], given=check.argument in calls[0].arguments))
             reasons.append(f"argument check failed: {check.describe()}, got {values[0]!r}")
     expected = expected_calls(case, tools)
     return Verdict(
@@ -47,7 +76,14 @@ def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool]) -> Verdict:
         reasons=tuple(reasons),
         schema_problems=schema_problems(parsed, tools),
         exact=None if expected is None else is_exact_call(parsed, expected),
+        failed_checks=tuple(failed_checks),
     )
+
+
+def malformed_reasons(parsed: ParsedOutput) -> list[str]:
+    """What could not be read of an answer: the answer's own problems, then each broken call's."""
+    reasons = [f"malformed output: {problem}" for problem in parsed.problems]
+    return reasons + [f"malformed call to {call.name or '?'}: {call.error}" for call in parsed.calls if call.error]
 
 
 def expected_calls(case: Case, tools: Sequence[Tool]) -> list[tuple[str, dict]] | None:
