@@ -100,7 +100,3 @@ class ControlRows:
         for weight in self.matrices.values():
             weight.requires_grad_(True)
 
-
-def train_only_rows(model, rows: Iterable[int]) -> ControlRows:
-    """Freeze the embedding matrix but `rows`, which train as `ControlRows` (merge it before saving)."""
-    return ControlRows(model, rows)

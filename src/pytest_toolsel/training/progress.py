@@ -12,11 +12,7 @@ import time
 from contextlib import contextmanager
 from typing import TextIO
 
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+from ..inference.progress import duration
 
 
 def progress_callback(stream: TextIO | None = None, interactive: bool | None = None):
@@ -49,7 +45,7 @@ def progress_callback(stream: TextIO | None = None, interactive: bool | None = N
                 parts.append(f"loss {self.loss:.4f}")
             if self.eval_loss is not None:
                 parts.append(f"eval loss {self.eval_loss:.4f}")
-            parts.append(f"{_duration(elapsed)} elapsed, {_duration(left)} left")
+            parts.append(f"{duration(elapsed)} elapsed, {duration(left)} left")
             return " | ".join(parts)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -62,7 +58,7 @@ def progress_callback(stream: TextIO | None = None, interactive: bool | None = N
             self.epoch_line()  # evaluation ends each epoch where there is one: its line carries the eval loss
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            if str(args.eval_strategy).rsplit(".", 1)[-1].lower() != "epoch":
+            if args.eval_strategy != "epoch":  # IntervalStrategy is a str enum
                 self.epoch_line()
 
         def epoch_line(self) -> None:

@@ -23,7 +23,7 @@ from ..models.loading import METADATA_FILE, pick_device, read_metadata, resolve
 from .batches import PolicyBatchSampler
 from .data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
 from .adapters import merged, unwrapped_peft, with_adapters
-from .embeddings import train_only_rows
+from .embeddings import ControlRows
 from .loss import answer_head_weights, loss_emphases, weighted_answer_loss
 from .precision import uses_bf16
 from .progress import library_bars_hidden, progress_callback
@@ -199,7 +199,7 @@ def train(
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         added = prepare_for_function_calling(model, tokenizer, recipe.token_init)
         model = with_adapters(model, recipe)
-        control_rows = train_only_rows(model, added.values()) if recipe.train_embeddings == "control" else None
+        control_rows = ControlRows(model, added.values()) if recipe.train_embeddings == "control" else None
         # Tokenized here, with the control tokens in place: TRL skips its own tokenization for rows
         # that carry input_ids, and Arrow then stores nothing but lists of ints.
         rows = [tokenized_row(tokenizer, example.record) for example in sourced]
