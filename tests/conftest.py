@@ -15,6 +15,7 @@ import pytest
 from trl import SFTConfig, SFTTrainer  # noqa: F401
 
 import tiny
+import tiny_gguf
 from pytest_toolsel.functiongemma.chat_format import as_function_tool, prompt_messages, render
 
 pytest_plugins = ["pytester"]
@@ -129,6 +130,14 @@ def plain_tiny_base(tmp_path_factory):
     places the control tokens as it does for the embedded base."""
     tokenizer = tiny.build_tokenizer(CORPUS, plain_base=True)
     return tiny.save(tiny.build_model(tokenizer), tokenizer, tmp_path_factory.mktemp("plain-base"))
+
+
+@pytest.fixture(scope="session")
+def exportable_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny Gemma 3 laid out as a GGUF records it, taught LESSONS, with weights an F16 GGUF holds
+    exactly: the checkpoint the GGUF export tests write their files from (tiny_gguf)."""
+    model = tiny_gguf.exportable_model(tiny_tokenizer, tiny.lesson_texts(LESSONS, TOOLS))
+    return tiny.save(model, tiny_tokenizer, tmp_path_factory.mktemp("exportable"))
 
 
 def runs_without_and_with_xdist(pytester, *args: str) -> dict[str, tuple[dict, str, object]]:

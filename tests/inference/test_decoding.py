@@ -54,7 +54,7 @@ def test_screening_slack_bounds_the_real_bfloat16_error():
 @pytest.mark.parametrize("group", [2, 5])
 def test_grouped_prefill_matches_one_at_a_time(loaded, rendered, one_at_a_time, monkeypatch, group):
     monkeypatch.setattr(decoding, "PREFILL_GROUP", group)
-    assert generate(loaded, rendered, GenerationSettings(batch_size=64)) == one_at_a_time
+    assert [answer.text for answer in generate(loaded, rendered, GenerationSettings(batch_size=64))] == one_at_a_time
 
 
 def test_models_the_loop_cannot_mirror_go_through_transformers_generate(loaded, rendered, monkeypatch):

@@ -43,7 +43,7 @@ def one_at_a_time(loaded, rendered) -> list[str]:
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_batched_generation_matches_one_at_a_time(loaded, rendered, one_at_a_time, batch_size, reuse_prefix):
     settings = GenerationSettings(batch_size=batch_size, max_new_tokens=64, reuse_prefix=reuse_prefix)
-    answers = generate(loaded, rendered, settings)
+    answers = [answer.text for answer in generate(loaded, rendered, settings)]
     assert [parse_output(a).calls for a in answers] == [parse_output(a).calls for a in one_at_a_time]
     assert answers == one_at_a_time
     # the taught prompts must come out as taught, or this comparison would prove little
@@ -78,6 +78,6 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_answer(loaded, rendered,
         return real_batch(loaded, prefix, prefix_cache, suffixes, config, continuations)
 
     monkeypatch.setattr(generation, "_generate_batch", tight_memory)
-    answers = generate(loaded, rendered, GenerationSettings(batch_size=8))
+    answers = [answer.text for answer in generate(loaded, rendered, GenerationSettings(batch_size=8))]
     assert answers == one_at_a_time
     assert sizes[0] == 8 and max(size for size in sizes[1:]) <= 4 and min(sizes) <= 2

@@ -228,7 +228,7 @@ def test_a_conversation_reaches_the_model_whole_and_is_reported(pytester, tiny_c
     loaded = load_model(str(tiny_checkpoint), torch.device("cpu"))
     rendered = loaded.tokenizer.apply_chat_template(CONVERSATION, tools=TOOLS, add_generation_prompt=True, tokenize=False)
     assert "response:get_weather{temperature:21}<end_function_response>How much is ACME stock?" in rendered
-    expected = generate(loaded, [rendered], GenerationSettings())[0]
+    expected = generate(loaded, [rendered], GenerationSettings())[0].text
     wrong = "get_weather" if "get_weather" not in parse_output(expected).called else None  # a deliberate miss
     pytester.makefile(".yaml", policy=case_file(POLICY))
     pytester.makepyfile(

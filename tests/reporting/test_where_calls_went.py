@@ -66,8 +66,8 @@ def test_rows_with_their_own_tools_are_counted_by_kind_of_outcome(tmp_path):
     table = kinds.after
     assert table.rows == (EXPECTS_CALL, EXPECTS_NO_CALL) and table.columns == KINDS
     # Rows 0..49 answer kind i % 5; rows 4, 9, ... (answered "malformed") expect no call.
-    assert [table.count(EXPECTS_CALL, kind) for kind in KINDS] == [10, 10, 10, 10, 0]
-    assert [table.count(EXPECTS_NO_CALL, kind) for kind in KINDS] == [0, 0, 0, 0, 10]
+    assert [table.count(EXPECTS_CALL, kind) for kind in KINDS] == [10, 10, 10, 10, 0, 0]
+    assert [table.count(EXPECTS_NO_CALL, kind) for kind in KINDS] == [0, 0, 0, 0, 10, 0]
     assert table.right == {EXPECTS_CALL: EXPECTED_TOOL, EXPECTS_NO_CALL: NO_CALL}
 
 
@@ -88,13 +88,13 @@ def test_accuracy_md_shows_the_kinds_before_and_after_and_no_tool_by_tool_table(
     table = section.split("\n\n")[1].splitlines()
     assert [cell.strip() for cell in table[0].strip("|").split("|")] == ["expected ↓ / outcome →", *KINDS]
     assert [cell.strip() for cell in table[2].strip("|").split("|")] == [
-        EXPECTS_CALL, "0 → 10", "0 → 10", "0 → 10", "40 → 10", "·",
+        EXPECTS_CALL, "0 → 10", "0 → 10", "0 → 10", "40 → 10", "·", "·",
     ]
     assert f"No tool set is shared by {MIN_SHARED_CASES} cases or more" in section
     assert "t17_0" not in section  # no table names the rows' tools
     record = results_document(after, before, {})["candidate"]["policies"]["rows"]
     assert record["confusion"] is None and record["tool_sets"] == 50 and record["shared_tool_sets"] == []
-    assert record["outcome_kinds"]["counts"] == [[10, 10, 10, 10, 0], [0, 0, 0, 0, 10]]
+    assert record["outcome_kinds"]["counts"] == [[10, 10, 10, 10, 0, 0], [0, 0, 0, 0, 10, 0]]
 
 
 def test_a_tool_set_that_enough_rows_share_gets_its_own_tool_by_tool_table(tmp_path):

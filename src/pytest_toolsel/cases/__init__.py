@@ -10,6 +10,7 @@
     heldout.py      held-out `cases:` and their argument checks
     conversation.py a conversation so far (earlier turns, calls, tool responses), as a case may give it
     leakage.py      the guard against a held-out prompt that is also a training prompt
+    variants.py     invariance variants of a case (its tools shuffled, or distractors added), and the keys asking for them
 
 The first stage of the pipeline, and one reads its files without reading the rest: it imports only
 `functiongemma` (the tool-declaration form a schema is rendered in), never inference, models,

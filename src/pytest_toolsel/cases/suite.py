@@ -100,6 +100,9 @@ class Case:
     # The expected calls as a whole, arguments included, when the source gives them (a dataset row's
     # last assistant message): what exact-call accuracy compares with. They do not fail the test.
     reference_calls: tuple[Call, ...] | None = field(default=None, hash=False)
+    # The invariance variant this case is (cases/variants.py: its tools declared otherwise, its id
+    # `case[variant]`); None: the case as written.
+    variant: str | None = None
 
     @property
     def expect_label(self) -> str:
@@ -117,6 +120,8 @@ class Suite:
     min_accuracy: float | None = None
     train_lines: tuple[int | None, ...] = field(default=(), compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)  # accepted, but the user should know
+    variants: tuple[str, ...] = ()  # the invariance variants every case of the file gets (`variants:`)
+    distractors: tuple[Tool, ...] = ()  # the tools its distractors variant adds (`distractors:`)
 
     @property
     def tool_schemas(self) -> list[dict]:

@@ -33,21 +33,22 @@ class ToolsReader(Reader):
         super().__init__(path, root)
         self.unseen = unseen
 
-    def read_tools(self, value: Any) -> tuple[Tool, ...]:
-        entries = self.read_list(value, "tools")
+    def read_tools(self, value: Any, key: str = "tools") -> tuple[Tool, ...]:
+        """The tool list under `key` (`tools:`, or a case file's `distractors:`), each tool checked."""
+        entries = self.read_list(value, key)
         if not entries:
-            raise self.error("'tools' must declare at least one tool", ("tools",), where="tools")
+            raise self.error(f"'{key}' must declare at least one tool", (key,), where=key)
         tools: list[Tool] = []
         for index, entry in enumerate(entries):
-            tool = self.read_tool(entry, index)
+            tool = self.read_tool(entry, index, key)
             if any(existing.name == tool.name for existing in tools):
-                raise self.error(f"duplicate tool name '{tool.name}'", ("tools", index, "name"), f"tools[{index}]")
+                raise self.error(f"duplicate tool name '{tool.name}'", (key, index, "name"), f"{key}[{index}]")
             tools.append(tool)
         return tuple(tools)
 
-    def read_tool(self, entry: Any, index: int) -> Tool:
-        keys: tuple = ("tools", index)
-        where = f"tools[{index}]"
+    def read_tool(self, entry: Any, index: int, key: str = "tools") -> Tool:
+        keys: tuple = (key, index)
+        where = f"{key}[{index}]"
         if not isinstance(entry, dict):
             raise self.error("a tool must be a mapping with 'name', 'description', 'parameters'", keys, where)
         if "function" in entry:
@@ -65,7 +66,7 @@ class ToolsReader(Reader):
                 keys + ("name",),
                 where,
             )
-        where = f"tools[{index}] ({name})"
+        where = f"{key}[{index}] ({name})"
         description = entry.get("description")
         if description is not None and not isinstance(description, str):
             raise self.error("field 'description' must be a string", keys + ("description",), where)

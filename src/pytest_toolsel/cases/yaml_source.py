@@ -19,9 +19,12 @@ from .heldout import CasesReader
 from .reader import Reader, node_line
 from .suite import CaseFileError, Suite
 from .tools import ToolsReader
+from .variants import VariantKeysReader
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-TOP_LEVEL_KEYS = ("policy", "description", "system", "tools", "train", "cases", "min_accuracy")
+TOP_LEVEL_KEYS = (
+    "policy", "description", "system", "tools", "train", "cases", "min_accuracy", "variants", "distractors",
+)
 _CASE_FILE_MARKER = re.compile(rb"^cases\s*:", re.MULTILINE)
 
 
@@ -105,6 +108,7 @@ class SuiteReader(Reader):
         train = self.read_list(document.get("train") or [], "train")
         cases = self.read_list(document["cases"], "cases")
         examples = ExamplesReader(self.path, self.root)
+        variant_keys = VariantKeysReader(self.path, self.root)
         return Suite(
             path=self.path,
             policy=policy,
@@ -114,6 +118,8 @@ class SuiteReader(Reader):
             cases=CasesReader(self.path, self.root).read_cases(cases, by_name),
             min_accuracy=self.read_min_accuracy(document.get("min_accuracy")),
             train_lines=tuple(node_line(self.root, ("train", i)) for i in range(len(train))),
+            variants=variant_keys.read_variants(document.get("variants")),
+            distractors=variant_keys.read_distractors(document.get("distractors"), by_name),
         )
 
     def read_min_accuracy(self, value: Any) -> float | None:

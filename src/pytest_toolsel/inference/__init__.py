@@ -3,6 +3,7 @@
     answers.py        cases rendered as prompts and answered, one batch per policy
     generation.py     batched greedy generation with the format's stop sequences
     decoding.py       the custom decoding loop (finished rows leave the batch)
+    sampling.py       sampled trials: each case answered N times, every trial from its own seed
     screening.py      the greedy token found from a bfloat16 screen of the output layer, proven exact
     scoring.py        the tools' calls scored alongside generation, from the same pass
     confidence.py     the tool choice: a probability per declared tool

@@ -17,6 +17,7 @@ from .confidence import choice_from_scores, tool_call_tokens, tool_choices
 from .generation import GenerationSettings, can_score_continuations, generate, generate_scored
 from .progress import Progress, ProgressSink
 from .results_cache import Answer, AnswerCache
+from .sampling import Sampling, sampled_answers
 
 
 def render_prompt(tokenizer, suite: Suite, case: Case) -> str:
@@ -65,16 +66,20 @@ def answer_batches(cases: Sequence[tuple[Suite, Case]]) -> list[list[int]]:
 
 def answer(
     loaded: LoadedModel, cases: Sequence[tuple[Suite, Case]], settings: GenerationSettings, *, confidence: bool,
-    progress: Progress | None = None,
+    progress: Progress | None = None, sampling: Sampling | None = None,
 ) -> list[Answer]:
-    """Every case's answer, group by group (`answer_batches`); `progress` hears of every chunk."""
+    """Every case's answer, group by group (`answer_batches`); `progress` hears of every chunk. With
+    `sampling`, each answer holds the case's sampled trials (sampling.py) instead of a greedy answer."""
     on_chunk = progress.answered if progress is not None else None
 
     def group_answers(indices: list[int]) -> list[Answer]:
         # Rendered group by group: only the prompts being answered are held, not the whole dataset's.
         texts = [render_prompt(loaded.tokenizer, *cases[i]) for i in indices]
+        if sampling is not None:
+            return sampled_answers(loaded, [cases[i] for i in indices], texts, settings, sampling,
+                                   confidence=confidence, on_chunk=on_chunk)
         if not confidence:
-            return [Answer(output) for output in generate(loaded, texts, settings, on_chunk)]
+            return [Answer(output.text, cut_at=output.cut_at) for output in generate(loaded, texts, settings, on_chunk)]
         row_names = [cases[i][0].tool_names for i in indices]
         names = list(dict.fromkeys(name for row in row_names for name in row))
         calls = tool_call_tokens(loaded.tokenizer, texts, names) if can_score_continuations(loaded) else None
@@ -89,7 +94,7 @@ def answer(
                 frozenset(column[n] for n in row) for row in row_names]
             outputs, scores = generate_scored(loaded, texts, settings, calls, allowed, on_chunk)
             choices = [choice_from_scores(row, [scored[column[n]] for n in row]) for row, scored in zip(row_names, scores)]
-        return [Answer(output, choice) for output, choice in zip(outputs, choices)]
+        return [Answer(output.text, choice, output.cut_at) for output, choice in zip(outputs, choices)]
 
     results: list[Answer | None] = [None] * len(cases)
     for indices in answer_batches(cases):
@@ -106,17 +111,20 @@ def cached_answers(
     confidence: bool,
     cache: AnswerCache | None = None,
     progress: ProgressSink | None = None,
+    sampling: Sampling | None = None,
 ) -> tuple[list[Answer], list[int]]:
     """Every case's answer, from the cache where it has one; the model is loaded (`load()`) only when
     some case is not cached. Returns the answers and the indices of those generated now. `progress`
-    is shown how many of those are answered, chunk by chunk."""
+    is shown how many of those are answered, chunk by chunk. `sampling`: see `answer` (the cache must
+    be one kept for these sampling settings)."""
     answers: list[Answer | None] = [cache.get(suite, case) if cache else None for suite, case in cases]
     missing = [index for index, found in enumerate(answers) if found is None]
     if missing:
         loaded = load()
         # One case (a Python test's question) is answered in the time a line takes to read.
         counter = Progress(len(missing), progress) if progress is not None and len(missing) > 1 else None
-        fresh = answer(loaded, [cases[i] for i in missing], settings, confidence=confidence, progress=counter)
+        fresh = answer(loaded, [cases[i] for i in missing], settings, confidence=confidence, progress=counter,
+                       sampling=sampling)
         for index, new in zip(missing, fresh):
             answers[index] = new
             if cache:

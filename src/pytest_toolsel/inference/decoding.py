@@ -229,20 +229,24 @@ def extend(model, rows: Rows, tokens, token_mask=None, positions=None):
     return out.last_hidden_state
 
 
-def greedy(model, tokenizer, rows: Rows, max_new_tokens: int, stop: StopRule, after_choice=None) -> list[list[int]]:
+def greedy(model, tokenizer, rows: Rows, max_new_tokens: int, stop: StopRule, after_choice=None,
+           choose=None) -> list[list[int]]:
     """Greedy answers (token ids, stop token included), one per row; `rows` is used up.
 
     `after_choice(step, rows, alive, answers, tokens)`, when given, sees each step's choice before it
     is taken: `alive` maps the batch's rows to answer indices, `answers` holds the tokens so far
-    (`rows.last_hidden` follows them) and `tokens` the ones chosen now.
+    (`rows.last_hidden` follows them) and `tokens` the ones chosen now. `choose(hidden, alive)`, when
+    given, picks the tokens instead of the argmax (sampled trials: sampling.TokenSampler).
     """
     import torch
 
-    head = greedy_head(model)
+    if choose is None:
+        head = greedy_head(model)
+        choose = lambda hidden, alive: head(hidden)  # noqa: E731
     answers: list[list[int]] = [[] for _ in range(rows.mask.size(0))]
     alive = list(range(len(answers)))
     for step in range(max_new_tokens):
-        tokens = head(rows.last_hidden)
+        tokens = choose(rows.last_hidden, alive)
         if after_choice is not None:
             after_choice(step, rows, alive, answers, tokens)
         going = []

@@ -10,12 +10,14 @@ from ..functiongemma.chat_format import STOP_STRINGS
 from ..models.loading import LoadedModel
 from ..models.prefix import attends_to_everything, cache_argument, prefix_cache, repeated_cache, shared_prefix_length
 from . import decoding, scoring
+from .budget import cut_at
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
     batch_size: int = 128
-    max_new_tokens: int = 64
+    # Tokens per answer. None: follow the data (budget.py), which the caller resolves before generating.
+    max_new_tokens: int | None = 64
     reuse_prefix: bool = True  # run the shared prompt prefix once per call (see `generate`)
 
     def as_dict(self) -> dict:
@@ -47,9 +49,19 @@ def truncate_at_stop(text: str) -> str:
 ChunkDone = Callable[[int], None]  # told how many prompts each chunk of the batched pass answered
 
 
+@dataclass(frozen=True)
+class Generated:
+    """An answer's text (up to its stop sequence, which is kept) and, when the generation budget ended
+    it before any stop, that budget in tokens."""
+
+    text: str
+    cut_at: int | None = None
+
+
 def generate(
-    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, on_chunk: ChunkDone | None = None
-) -> list[str]:
+    loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, on_chunk: ChunkDone | None = None,
+    sampled=None,
+) -> list[Generated]:
     """Greedy answers to fully rendered prompts, in the prompts' order.
 
     The prompts of one policy share a long prefix (the developer turn that declares every tool) and
@@ -58,8 +70,9 @@ def generate(
     Batches go longest first, so that little is padding. Where a sliding window is shorter than the
     sequences, the prefix is not shared and prompts are plainly left-padded (see
     `attends_to_everything`). `on_chunk(n)` is called after each batch with its number of prompts.
+    `sampled` (sampling.SeededRows), when given, samples each prompt's answer from its own seed instead.
     """
-    return [answer for answer, _ in _run(loaded, prompts, settings, None, None, on_chunk)]
+    return [answer for answer, _ in _run(loaded, prompts, settings, None, None, on_chunk, sampled)]
 
 
 def can_score_continuations(loaded: LoadedModel) -> bool:
@@ -69,7 +82,7 @@ def can_score_continuations(loaded: LoadedModel) -> bool:
 def generate_scored(
     loaded: LoadedModel, prompts: Sequence[str], settings: GenerationSettings, continuations: Sequence[list[int]],
     allowed: scoring.Allowed = None, on_chunk: ChunkDone | None = None,
-) -> tuple[list[str], list[list[float]]]:
+) -> tuple[list[Generated], list[list[float]]]:
     """`generate`, plus for each prompt the scores of token `continuations` of it (see
     `scoring.continuation_scores`), computed from the same pass over the prompt; with `allowed`, per
     prompt only those of the continuations it lists (see `scoring.greedy_and_scores`)."""
@@ -79,7 +92,7 @@ def generate_scored(
     return [answer for answer, _ in results], [scores for _, scores in results]
 
 
-def _run(loaded, prompts, settings, continuations, allowed, on_chunk) -> list[tuple[str, list[float] | None]]:
+def _run(loaded, prompts, settings, continuations, allowed, on_chunk, sampled=None) -> list[tuple[Generated, list[float] | None]]:
     tokenizer = loaded.tokenizer
     # Every prompt's tokens are needed before the first batch (for the shared prefix and the order),
     # and held in 4 bytes a token, not in a list of Python ints at 36: a policy of thousands of cases
@@ -103,10 +116,13 @@ def _run(loaded, prompts, settings, continuations, allowed, on_chunk) -> list[tu
     results: list = [None] * len(prompts)
     for begin in range(0, len(order), settings.batch_size):
         batch = order[begin : begin + settings.batch_size]
-        work = (continuations, [allowed[i] for i in batch] if allowed is not None else None)
+        work = (continuations, [allowed[i] for i in batch] if allowed is not None else None,
+                sampled.rows(batch) if sampled is not None else None)
         done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i].tolist() for i in batch], config, work)
         for (tokens, scores), index in zip(done, batch):
-            results[index] = (decode_answer(tokenizer, tokens, stops), scores)
+            text = decode_answer(tokenizer, tokens, stops)
+            cut = cut_at(tokens, text, settings.max_new_tokens, stops, STOP_STRINGS)
+            results[index] = (Generated(text, cut), scores)
             suffixes[index] = None  # answered: its tokens are not needed again
         if on_chunk is not None:
             on_chunk(len(batch))
@@ -128,7 +144,7 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
 
 def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, scored):
     """(new tokens, continuation scores) per suffix; a CUDA out-of-memory error splits the batch in two
-    and retries. `scored`: (continuations, per-suffix allowed ones or None)."""
+    and retries. `scored`: (continuations, per-suffix allowed ones or None, per-suffix seeds or None)."""
     import torch
 
     try:
@@ -138,19 +154,20 @@ def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, sco
             raise
         torch.cuda.empty_cache()
         half = len(suffixes) // 2
-        continuations, allowed = scored
+        continuations, allowed, sampled = scored
         halves = [slice(None, half), slice(half, None)]
         return [
             result for part in halves for result in _generate_halving_on_oom(
                 loaded, prefix, shared_cache, suffixes[part], config,
-                (continuations, allowed[part] if allowed is not None else None))
+                (continuations, allowed[part] if allowed is not None else None,
+                 sampled.rows(part) if sampled is not None else None))
         ]
 
 
 def _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored):
     import torch
 
-    continuations, allowed = scored
+    continuations, allowed, sampled = scored
     if not decoding.supports(loaded.model):
         return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config)]
     stop = decoding.StopRule(frozenset(config.eos_token_id), tuple(config.stop_strings or ()))
@@ -158,7 +175,9 @@ def _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored):
     with torch.inference_mode():
         rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
         if not continuations:
-            return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop)]
+            choose = sampled.chooser(model) if sampled is not None else None
+            return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop,
+                                                                 choose=choose)]
         return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations, allowed)))
 
 

@@ -24,14 +24,20 @@ DIGESTS_KEY = "toolsel/file-digests"
 class Answer:
     output: str
     choice: ToolChoice | None = None
+    cut_at: int | None = None  # the generation budget, when it ended the answer before any stop
+    # Sampled trials (sampling.py): every trial's answer, `output` being the first's; empty: greedy.
+    trials: tuple["Answer", ...] = ()
 
     def as_json(self) -> dict:
-        return {"output": self.output, "tool_probabilities": self.choice.probabilities if self.choice else None}
+        found = {"output": self.output, "tool_probabilities": self.choice.probabilities if self.choice else None}
+        found = {**found, "cut_at": self.cut_at} if self.cut_at is not None else found
+        return {**found, "trials": [trial.as_json() for trial in self.trials]} if self.trials else found
 
     @classmethod
     def from_json(cls, data: dict) -> "Answer":
         probabilities = data.get("tool_probabilities")
-        return cls(data["output"], ToolChoice(probabilities) if probabilities is not None else None)
+        return cls(data["output"], ToolChoice(probabilities) if probabilities is not None else None, data.get("cut_at"),
+                   tuple(cls.from_json(trial) for trial in data.get("trials", ())))
 
 
 def model_fingerprint(model_dir: Path, cache) -> str:

@@ -1,4 +1,5 @@
-"""Loading the model under test (and the "before" model): local directories, hub ids, the embedded base.
+"""Loading the model under test (and the "before" model): local directories, hub ids, GGUF files,
+the embedded base.
 
 A --model / --base-model value is read once into a `ModelRef`, which says which of these it names;
 loading and the plugin take that object, not the text again.
@@ -17,13 +18,11 @@ from typing import Any
 
 from ..functiongemma.chat_format import FORMAT_VERSION, chat_template
 from .embedded import EMBEDDED_ALIAS, embedded_base_dir, is_embedded
+from .errors import ModelLoadError
+from .gguf_exports import converted_export_dir, names_gguf_file, prepare_export
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 METADATA_FILE = "toolsel.json"
-
-
-class ModelLoadError(Exception):
-    pass
 
 
 @dataclass
@@ -61,7 +60,7 @@ def pick_dtype(device):
 
 
 # What a --model / --base-model value names (ModelRef.kind).
-EMBEDDED, HUB, LOCAL = "embedded", "hub", "local"
+EMBEDDED, HUB, LOCAL, GGUF = "embedded", "hub", "local", "gguf"
 # owner/name, in the characters the hub allows in repository ids
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 # A value starting so is a path whatever else it looks like.
@@ -71,11 +70,12 @@ _PATH_PREFIXES = ("./", "../", "/", "~")
 @dataclass(frozen=True)
 class ModelRef:
     """A --model / --base-model value, read once (`model_reference`) into what it names: the embedded
-    base, a hub id, or a local directory: one to load, or one to train into while it is missing."""
+    base, a hub id, a GGUF file, or a local directory: one to load, or one to train into while it is
+    missing."""
 
     text: str  # as the user wrote it: reports, messages and checkpoints' records name the model so
-    kind: str  # EMBEDDED, HUB or LOCAL
-    path: Path | None = None  # LOCAL: the directory, ~ expanded
+    kind: str  # EMBEDDED, HUB, LOCAL or GGUF
+    path: Path | None = None  # LOCAL: the directory, GGUF: the file; ~ expanded
 
     def __str__(self) -> str:
         return self.text
@@ -85,10 +85,12 @@ class ModelRef:
         return self.kind == LOCAL
 
     def source(self) -> str:
-        """What transformers opens: the embedded base's converted directory (converted on first use),
-        the hub id, or the local directory once checked to hold a model."""
+        """What transformers opens: the embedded base's or a GGUF file's converted directory (converted
+        on first use), the hub id, or the local directory once checked to hold a model."""
         if self.kind == EMBEDDED:
             return str(embedded_base_dir())
+        if self.kind == GGUF:
+            return str(converted_export_dir(self.path))
         if self.kind == HUB:
             return self.text
         check_local_dir(self.path)
@@ -111,6 +113,7 @@ def model_reference(text: str) -> ModelRef:
     """What a --model / --base-model value names, by one rule:
 
     - the embedded base's alias (gemma3-270m);
+    - a name ending in .gguf: a GGUF export of a Gemma 3 model, which must exist;
     - a path that exists, one written as a path (./ ../ / ~), or a relative path whose parent
       directory exists: a local directory, to train into while it is missing (ckpts/v2 beside ckpts/);
     - owner/name whose owner is no directory here: a hub id (google/functiongemma-270m-it).
@@ -123,6 +126,10 @@ def model_reference(text: str) -> ModelRef:
     if not text.strip():
         raise ModelLoadError(f"{text!r}: names no model; give a local directory or a hub id (owner/name)")
     path = Path(text).expanduser()
+    if names_gguf_file(path):
+        if not path.is_file():
+            raise ModelLoadError(f"{text}: there is no GGUF file {path}")
+        return ModelRef(text, GGUF, path)
     if path.exists() or text.startswith(_PATH_PREFIXES) or path.parent.is_dir():
         return ModelRef(text, LOCAL, path)
     if _HUB_ID.fullmatch(text):
@@ -186,7 +193,8 @@ def load_model(spec: str | ModelRef, device=None, *, require_template: bool = Tr
     """Load a causal LM and its tokenizer for greedy evaluation (`spec`: a ModelRef, or the text of one).
 
     A model without a chat template is refused when it is the candidate (it would be evaluated in a
-    format it may never have seen); a "before" model gets the FunctionGemma template instead.
+    format it may never have seen); a "before" model gets the FunctionGemma template instead. A GGUF
+    export that lacks the format (a plain Gemma 3 base) is prepared as training prepares a base.
     """
     from transformers import AutoModelForCausalLM
 
@@ -194,10 +202,10 @@ def load_model(spec: str | ModelRef, device=None, *, require_template: bool = Tr
     source = spec.source()
     device = device or pick_device()
     try:
-        tokenizer = load_tokenizer(source, written_here=spec.kind == EMBEDDED)
+        tokenizer = load_tokenizer(source, written_here=spec.kind in (EMBEDDED, GGUF))
     except Exception as problem:  # transformers raises many types for a broken tokenizer
-        raise ModelLoadError(f"could not load the tokenizer of {spec}: {_first_line(problem)}") from None
-    if tokenizer.chat_template is None:
+        raise ModelLoadError(f"could not load the tokenizer of {spec}: {first_line(problem)}") from None
+    if tokenizer.chat_template is None and spec.kind != GGUF:  # an export gets it from prepare_export
         if require_template:
             raise ModelLoadError(
                 f"the tokenizer of {spec} has no chat template, so prompts cannot be rendered in its format; "
@@ -211,7 +219,9 @@ def load_model(spec: str | ModelRef, device=None, *, require_template: bool = Tr
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(device))
     except Exception as problem:
-        raise ModelLoadError(f"could not load the weights of {spec}: {_first_line(problem)}") from None
+        raise ModelLoadError(f"could not load the weights of {spec}: {first_line(problem)}") from None
+    if spec.kind == GGUF:
+        prepare_export(model, tokenizer)
     model.to(device)
     model.eval()
     return LoadedModel(name=spec.text, model=model, tokenizer=tokenizer, device=device)
@@ -221,7 +231,7 @@ def load_tokenizer(source: str, *, written_here: bool = False):
     """The tokenizer of a model directory or hub id.
 
     A tokenizer that pytest-toolsel saved itself (a checkpoint it trained, marked by toolsel.json, or
-    the embedded base it converted: `written_here`) was saved from the tokenizer class its config
+    the embedded base or a GGUF file it converted: `written_here`) was saved from the tokenizer class its config
     names, so its tokenizer.json is the whole tokenizer and is read as it is (about half a second
     faster here than letting the class rebuild itself from the vocabulary; the same tokens either
     way, tested). Its added tokens are in that file too: an empty `added_tokens_decoder` stops
@@ -238,6 +248,6 @@ def load_tokenizer(source: str, *, written_here: bool = False):
     return AutoTokenizer.from_pretrained(source)
 
 
-def _first_line(problem: BaseException) -> str:
+def first_line(problem: BaseException) -> str:
     text = str(problem).strip() or type(problem).__name__
     return text.splitlines()[0][:300]

@@ -3,6 +3,7 @@
     hooks.py       the hooks, in the order pytest calls them: configure, collect, run, report
     options.py     the command-line options, read once at configure time into `Options`
     items.py       CaseFile and CaseItem: what pytest collects from a case file
+    variants.py    each case's invariance variants (--variants, `variants:`), added as tests of their own
     misses.py      a test's verdict on an outcome (`settle`), and how a miss reads
     model_fixture.py  `toolsel_model`: the model under test for tests written in Python, and assert_selects
     questions.py     what such a test asks, made into a suite and a case as a case file gives them

@@ -22,6 +22,7 @@ from .items import CaseFile, CaseItem
 from .model_fixture import ToolselModel
 from .options import Options, add_options
 from .session import SESSION_KEY, ToolselSession
+from .variants import add_variant_items
 from .xdist import WORKER_OUTPUT_KEY, is_worker, make_share_scheduler
 
 # configure ---------------------------------------------------------------------------------------
@@ -48,22 +49,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """Leakage guard: a held-out prompt that is also a training prompt is a collection error."""
+    """Leakage guard: a held-out prompt that is also a training prompt is a collection error. Then the
+    remaining cases' invariance variants, before pytest's own selection (-k) sees the items."""
     state = config.stash[SESSION_KEY]
-    trained = training_prompts(state.suites)
+    _report_collection_errors(config, _remove_leaked(state.suites, items))
+    added, problems = add_variant_items(items, state.suites, state.options, state.notes)
+    for collector, variants in added.items():
+        # pytest counts the tests its collectors report ("collected N items"): these come after collection.
+        config.hook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, variants))
+    _report_collection_errors(config, problems)
+
+
+def _remove_leaked(suites, items: list) -> dict[pytest.Collector, list[str]]:
+    trained = training_prompts(suites)
     leaked = {}
     for item in items:
         if isinstance(item, CaseItem) and normalise_prompt(item.case.prompt) in trained:
             leaked[item] = trained[normalise_prompt(item.case.prompt)]
-    if not leaked:
-        return
     by_file: dict[pytest.Collector, list[str]] = {}
     for item, source in leaked.items():
         by_file.setdefault(item.parent, []).append(leak_message(item.suite, item.case, source))
+    items[:] = [item for item in items if item not in leaked]
+    return by_file
+
+
+def _report_collection_errors(config: pytest.Config, by_file: dict[pytest.Collector, list[str]]) -> None:
     for collector, messages in by_file.items():
         report = pytest.CollectReport(collector.nodeid, "failed", "\n".join(messages), [])
         config.hook.pytest_collectreport(report=report)
-    items[:] = [item for item in items if item not in leaked]
 
 
 # run ---------------------------------------------------------------------------------------------

@@ -35,11 +35,7 @@ class CaseFile(pytest.File):
         state.notes.extend(dict.fromkeys(note for suite in suites for note in suite.notes if note not in state.notes))
         cases = sorted(((suite, case) for suite in suites for case in suite.cases), key=lambda pair: pair[1].index)
         for suite, case in cases:
-            item = CaseItem.from_parent(self, name=case.id, suite=suite, case=case)
-            item.add_marker(pytest.mark.toolsel)
-            if case.xfail:
-                item.add_marker(pytest.mark.xfail(reason=case.xfail))
-            yield item
+            yield CaseItem.for_case(self, suite, case)
 
 
 class CaseItem(pytest.Item):
@@ -47,6 +43,15 @@ class CaseItem(pytest.Item):
         super().__init__(**kwargs)
         self.suite = suite
         self.case = case
+
+    @classmethod
+    def for_case(cls, parent: pytest.Collector, suite: Suite, case: Case) -> "CaseItem":
+        """The test of a case (or of a variant of one), named by its id and marked as the case says."""
+        item = cls.from_parent(parent, name=case.id, suite=suite, case=case)
+        item.add_marker(pytest.mark.toolsel)
+        if case.xfail:
+            item.add_marker(pytest.mark.xfail(reason=case.xfail))
+        return item
 
     def runtest(self) -> None:
         state = self.config.stash[SESSION_KEY]

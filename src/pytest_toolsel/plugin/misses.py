@@ -11,6 +11,7 @@ import pytest
 from ..cases.suite import Case
 from ..inference.confidence import ToolChoice
 from ..verdicts.evaluation import Outcome
+from ..verdicts.trials import SampledOutcome
 from .options import Options
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ def format_miss(miss: ToolSelectionMiss) -> str:
         *_conversation_lines(outcome.case),
         f"  prompt:     {outcome.case.prompt!r}",
         f"  expected:   {outcome.case.expect_label}",
+        *([f"  tools:      {', '.join(outcome.suite.tool_names)} (declared so: {outcome.case.variant})"]
+          if outcome.case.variant else []),
+        *([f"  trials:     {outcome.describe_trials()}; shown below: trial {outcome.shown_trial}"]
+          if isinstance(outcome, SampledOutcome) else []),
         f"  called:     {', '.join(calls) or 'no tool'}",
         *([f"  schema:     {'; '.join(problems)}"] if problems else []),
         f"  raw output: {outcome.output!r}",

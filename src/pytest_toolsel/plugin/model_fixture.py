@@ -40,6 +40,7 @@ class ModelAnswer:
     parsed: ParsedOutput
     choice: ToolChoice | None
     cached: bool  # taken from pytest's cache, not generated
+    cut_at: int | None = None  # the generation budget, when it ended the answer before the answer ended
 
     @property
     def prompt(self) -> str:
@@ -95,7 +96,8 @@ class ToolselModel:
             asked.append(question(suite, prompt, self._asked, site, system_given))
         answers, generated = self._session.runs.candidate_answers(asked, confidence=confidence)
         return [
-            ModelAnswer(suite, case, found.output, parse_output(found.output), found.choice, index not in generated)
+            ModelAnswer(suite, case, found.output, parse_output(found.output), found.choice, index not in generated,
+                        found.cut_at)
             for index, ((suite, case), found) in enumerate(zip(asked, answers))
         ]
 
@@ -118,7 +120,7 @@ class ToolselModel:
         if trained:
             fail_at(site, f"the prompt {case.prompt!r} is also a training prompt ({trained}); "
                     "a model cannot be graded on what it was trained on")
-        outcome = judged(replace(answer.suite, path=site.path), case, Answer(answer.output, answer.choice))
+        outcome = judged(replace(answer.suite, path=site.path), case, Answer(answer.output, answer.choice, answer.cut_at))
         runs = self._session.runs
         runs.record(outcome, reused=answer.cached)
         try:

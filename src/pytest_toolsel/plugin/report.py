@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ..reporting.invariance import as_written, by_variant
 from ..reporting.report_files import write_reports, write_results
+from ..verdicts.evaluation import Outcome
 from .options import Options
 from .runs import Runs
 from .xdist import WORKER_OUTPUT_KEY, is_worker, merge_runs, recorded_cases, recorded_payload, run_payload
@@ -44,6 +46,7 @@ class SessionReport:
                     "notes": self.notes,
                     "worker": config.workerinput["workerid"],
                     "recorded": recorded_payload(runs.recorded),
+                    "generation": runs.generation_reported(),
                 }
             return
         options = self.options
@@ -54,7 +57,7 @@ class SessionReport:
                 # The before model may take as long as the candidate (or be killed): the candidate's
                 # answers are on disk first.
                 self.add_problems(write_results(
-                    options.report_dir, runs.candidate, None, options.generation.as_dict(), options.fragile_margin,
+                    options.report_dir, runs.candidate, None, self.settings(), options.fragile_margin,
                     finished=False,
                 ).problems)
             runs.evaluate_baseline()
@@ -62,7 +65,7 @@ class SessionReport:
         if candidate is None:
             return
         written = write_reports(
-            options.report_dir, candidate, runs.baseline, options.generation.as_dict(), options.fragile_margin
+            options.report_dir, candidate, runs.baseline, self.settings(), options.fragile_margin
         )
         self.report_paths = written.paths
         self.add_problems(written.problems)
@@ -74,6 +77,10 @@ class SessionReport:
             self.notes.extend(failed_bars)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def settings(self) -> dict:
+        """The generation settings the reports record, sampling's included."""
+        return {**self.runs.generation_reported(), **self.options.sampling_record()}
+
     def add_problems(self, problems: list[str]) -> None:
         """Reports that could not be written: the rest were, and the session goes on to its verdict."""
         self.notes.extend(f"pytest-toolsel: {problem}" for problem in problems if f"pytest-toolsel: {problem}" not in self.notes)
@@ -82,9 +89,10 @@ class SessionReport:
         payloads = self.worker_payloads
         notes = self.notes
         recorded = recorded_cases([definition for p in payloads for definition in p["recorded"]])
-        candidate = merge_runs([p["candidate"] for p in payloads], rootpath, recorded)
-        baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath, recorded)
-        self.runs.adopt(candidate, baseline)
+        judge = self.options.judge_answer
+        candidate = merge_runs([p["candidate"] for p in payloads], rootpath, recorded, judge)
+        baseline = merge_runs([p["baseline"] for p in payloads if p["baseline"]], rootpath, recorded, judge)
+        self.runs.adopt(candidate, baseline, payloads[0]["generation"])
         shares = ", ".join(
             f"{p['worker']} answered {len(p['candidate']['answers'])}" for p in sorted(payloads, key=lambda p: p["worker"])
         )
@@ -94,32 +102,42 @@ class SessionReport:
                 notes.append(note)
 
     def failed_bars(self) -> list[str]:
+        """The bars missed: --min-accuracy and each suite's min_accuracy, met by the cases as written and
+        again by each invariance variant (whose misses the tests count against the same bars)."""
+        problems = []
+        for variant, outcomes in by_variant(self.runs.candidate.outcomes).items():
+            problems += self._failed_bars(outcomes, f" under {variant}" if variant else "")
+        return problems
+
+    def _failed_bars(self, outcomes: list[Outcome], under: str) -> list[str]:
         problems = []
         options = self.options
-        candidate = self.runs.candidate
         strict = options.strict_calls
         counted = " with --strict-calls" if strict else ""  # the bars count what the tests count
-        passed = sum(o.passes(strict) for o in candidate.outcomes)
-        if options.min_accuracy is not None and passed / candidate.total < options.min_accuracy:
+        passed = sum(o.passes(strict) for o in outcomes)
+        if options.min_accuracy is not None and passed / len(outcomes) < options.min_accuracy:
             problems.append(
-                f"FAILED: accuracy{counted} {passed / candidate.total:.1%} ({passed}/{candidate.total}) "
+                f"FAILED: accuracy{under}{counted} {passed / len(outcomes):.1%} ({passed}/{len(outcomes)}) "
                 f"is below --min-accuracy {options.min_accuracy:.0%}"
             )
-        for outcomes in candidate.grouped(lambda outcome: str(outcome.suite.path)).values():
-            suite = outcomes[0].suite
+        by_file: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_file.setdefault(str(outcome.suite.path), []).append(outcome)
+        for in_file in by_file.values():
+            suite = in_file[0].suite
             if suite.min_accuracy is None:
                 continue
-            passed = sum(o.passes(strict) for o in outcomes)
-            if passed / len(outcomes) < suite.min_accuracy:
+            passed = sum(o.passes(strict) for o in in_file)
+            if passed / len(in_file) < suite.min_accuracy:
                 problems.append(
-                    f"FAILED: suite {suite.policy} ({suite.path}) scored {passed}/{len(outcomes)}{counted}, "
+                    f"FAILED: suite {suite.policy} ({suite.path}){under} scored {passed}/{len(in_file)}{counted}, "
                     f"below its min_accuracy {suite.min_accuracy:.0%}"
                 )
         return problems
 
     def schema_note(self) -> str | None:
         """Schema problems that did not fail any test still deserve a line in the summary."""
-        candidate = self.runs.candidate
+        candidate = as_written(self.runs.candidate)  # as accuracy.md lists them
         invalid = [o for o in candidate.outcomes if o.verdict.schema_problems]
         if not invalid or self.options.strict_calls:
             return None

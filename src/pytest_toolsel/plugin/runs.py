@@ -6,10 +6,13 @@ its share); each test then reads its outcome.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from ..cases.suite import Case, Suite
 from ..inference.answers import cached_answers
+from ..inference.budget import Budget
+from ..inference.generation import GenerationSettings
 from ..inference.results_cache import Answer, AnswerCache, model_fingerprint
 from ..models.loading import (
     EMBEDDED_BASE,
@@ -22,6 +25,7 @@ from ..models.loading import (
     read_metadata,
 )
 from ..verdicts.evaluation import Outcome, RunResult, evaluate, outcome_key, report_order
+from .budget import session_budget
 from .checkpoint import Checkpoint
 from .options import Options
 from .progress import TerminalProgress
@@ -37,8 +41,12 @@ class Runs:
     """
 
     def __init__(self, options: Options, notes: list[str], checkpoint: Checkpoint, *, cache, worker: int | None,
-                 progress: TerminalProgress | None = None):
+                 progress: TerminalProgress | None = None, suites: list[Suite] | None = None):
         self.options = options
+        self.suites = suites if suites is not None else []  # the collected case files (the budget follows them)
+        self._generation: GenerationSettings | None = None
+        self.budget: Budget | None = None  # the budget followed the case files (no --max-new-tokens)
+        self.workers_generation: dict | None = None  # an xdist controller's: what its workers used
         self.progress = progress
         self.notes = notes
         self.checkpoint = checkpoint
@@ -52,6 +60,28 @@ class Runs:
         self.load_error: ModelLoadError | None = None  # the model under test's, once it failed to load
 
     @property
+    def generation(self) -> GenerationSettings:
+        """The generation settings; without --max-new-tokens the budget follows the case files, measured
+        once, in the model under test's tokens, and used for the before model too."""
+        if self._generation is None:
+            settings = self.options.generation
+            if settings.max_new_tokens is None:
+                self.budget = session_budget(self.suites, self.options.model)
+                settings = replace(settings, max_new_tokens=self.budget.tokens)
+            self._generation = settings
+        return self._generation
+
+    def generation_reported(self) -> dict:
+        """The generation settings for the reports (an xdist controller's: its workers'); as given when the model under test cannot be read."""
+        if self.workers_generation is not None:
+            return self.workers_generation
+        try:
+            settings = self.generation.as_dict()
+        except ModelLoadError:
+            settings = self.options.generation.as_dict()
+        return {**settings, "budget": self.budget.describe()} if self.budget else settings
+
+    @property
     def candidate(self) -> RunResult | None:
         return merged(self.candidate_runs)
 
@@ -59,8 +89,9 @@ class Runs:
     def baseline(self) -> RunResult | None:
         return merged(self.baseline_runs)
 
-    def adopt(self, candidate: RunResult | None, baseline: RunResult | None) -> None:
-        """Take over the runs merged from xdist workers."""
+    def adopt(self, candidate: RunResult | None, baseline: RunResult | None, generation: dict | None = None) -> None:
+        """Take over the runs merged from xdist workers, and the generation settings they used."""
+        self.workers_generation = generation
         self.candidate_runs = [candidate] if candidate else []
         self.baseline_runs = [baseline] if baseline else []
 
@@ -97,7 +128,7 @@ class Runs:
         if self.load_error is not None:
             raise self.load_error
         load, cache = self.source(self.options.model, candidate=True, confidence=confidence)
-        answers, generated = cached_answers(load, cases, self.options.generation, confidence=confidence, cache=cache)
+        answers, generated = cached_answers(load, cases, self.generation, confidence=confidence, cache=cache)
         return answers, set(generated)
 
     def record(self, outcome: Outcome, *, reused: bool) -> None:
@@ -106,15 +137,32 @@ class Runs:
         self.candidate_runs.append(RunResult(self.options.model.text, (outcome,), reused=int(reused)))
 
     def run(self, model: ModelRef, cases: list[tuple[Suite, Case]], *, candidate: bool) -> RunResult:
-        confidence = candidate and self.options.confidence
-        load, cache = self.source(model, candidate=candidate, confidence=confidence)
-        progress = self.progress.sink(model.text) if self.progress else None
-        return evaluate(model.text, load, cases, self.options.generation, confidence=confidence, cache=cache, progress=progress)
+        """A model's run over cases; with --samples, sampled trials, but for the cases asked from Python
+        tests, which the before model answers greedily as `toolsel_model` does."""
+        asked = {outcome.key for outcome in self.recorded}
+        if self.options.sampling is None or not any(outcome_key(*pair) in asked for pair in cases):
+            return self._evaluate(model, cases, candidate=candidate, sampled=self.options.sampling is not None)
+        parts = [[pair for pair in cases if (outcome_key(*pair) in asked) == greedy] for greedy in (False, True)]
+        return merged([self._evaluate(model, part, candidate=candidate, sampled=not greedy)
+                       for part, greedy in zip(parts, (False, True)) if part])
 
-    def source(self, model: ModelRef, *, candidate: bool, confidence: bool) -> tuple[Callable[[], LoadedModel], AnswerCache | None]:
-        """How a model's answers are had: loading it (once, on the session's device), and its cached answers."""
+    def _evaluate(self, model: ModelRef, cases: list[tuple[Suite, Case]], *, candidate: bool,
+                  sampled: bool) -> RunResult:
+        confidence = candidate and self.options.confidence
+        load, cache = self.source(model, candidate=candidate, confidence=confidence, sampled=sampled)
+        progress = self.progress.sink(model.text) if self.progress else None
+        return evaluate(model.text, load, cases, self.generation, confidence=confidence, cache=cache, progress=progress,
+                        sampling=self.options.sampling if sampled else None, judge_answer=self.options.judge_answer)
+
+    def source(self, model: ModelRef, *, candidate: bool, confidence: bool,
+               sampled: bool = False) -> tuple[Callable[[], LoadedModel], AnswerCache | None]:
+        """How a model's answers are had: loading it (once, on the session's device), and its cached
+        answers (sampled trials kept apart, by their settings)."""
         device = pick_device(self.options.device or worker_device(self.worker))
-        cache = self.answer_cache(model, {"device": device.type, "confidence": confidence})
+        conditions = {"device": device.type, "confidence": confidence}
+        if sampled and self.options.sampling is not None:
+            conditions["sampling"] = self.options.sampling.as_dict()
+        cache = self.answer_cache(model, conditions)
         return (lambda: self.load(model, device, candidate=candidate)), cache
 
     def load(self, model: ModelRef, device, *, candidate: bool) -> LoadedModel:
@@ -133,7 +181,7 @@ class Runs:
         if self.cache is None or directory is None:
             return None
         fingerprint = model_fingerprint(directory, self.cache)
-        return AnswerCache(self.cache, fingerprint, {**self.options.generation.as_dict(), **conditions})
+        return AnswerCache(self.cache, fingerprint, {**self.generation.as_dict(), **conditions})
 
     def base_model(self) -> ModelRef:
         """--base-model, else the base the checkpoint records it was trained from, else the embedded base."""

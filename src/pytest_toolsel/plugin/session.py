@@ -41,7 +41,8 @@ class ToolselSession:
         cache = getattr(config, "cache", None)
         worker = worker_index(config)
         progress = TerminalProgress(config) if worker is None else None  # a worker's terminal is nobody's
-        self.runs = Runs(options, self.notes, self.checkpoint, cache=cache, worker=worker, progress=progress)
+        self.runs = Runs(options, self.notes, self.checkpoint, cache=cache, worker=worker, progress=progress,
+                         suites=self.suites)
         self.report = SessionReport(options, self.runs, self.notes)
 
     @property

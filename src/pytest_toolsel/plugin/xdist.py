@@ -10,8 +10,10 @@ import pytest
 
 from ..cases.suite import ArgCheck, Case, Suite, Tool
 from ..cases.sources import load_suites
+from ..cases.variants import as_variant, plain_id
 from ..inference.results_cache import Answer
 from ..verdicts.evaluation import Outcome, RunResult, judged, report_order
+from ..verdicts.trials import Judge, answer_of
 
 WORKER_OUTPUT_KEY = "pytest_toolsel"
 
@@ -79,14 +81,31 @@ def make_share_scheduler(config: pytest.Config, log):
 
 
 def run_payload(run: RunResult) -> dict:
-    """What a worker sends back for one run: the model and each case's answer."""
+    """What a worker sends back for one run: the model and each case's answer (its sampled trials
+    included); for a variant, also its case's id and its tools, which only the workers collected."""
     return {
         "model": run.model,
         "reused": run.reused,
         "answers": [
-            {"file": str(o.suite.path), "id": o.case.id, **Answer(o.output, o.choice).as_json()} for o in run.outcomes
+            {"file": str(o.suite.path), "id": o.case.id, **answer_of(o).as_json(), **variant_payload(o)}
+            for o in run.outcomes
         ],
     }
+
+
+def variant_payload(outcome: Outcome) -> dict:
+    if outcome.case.variant is None:
+        return {}
+    return {"variant": outcome.case.variant, "of": plain_id(outcome.case),
+            "tools": [tool_payload(tool) for tool in outcome.suite.tools]}
+
+
+def tool_payload(tool: Tool) -> dict:
+    return {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+
+
+def tool_from_payload(data: dict) -> Tool:
+    return Tool(data["name"], data["description"], data["parameters"])
 
 
 def recorded_payload(outcomes: list[Outcome]) -> list[dict]:
@@ -94,7 +113,7 @@ def recorded_payload(outcomes: list[Outcome]) -> list[dict]:
     return [
         {
             "file": str(o.suite.path), "policy": o.suite.policy, "system": o.suite.system,
-            "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in o.suite.tools],
+            "tools": [tool_payload(tool) for tool in o.suite.tools],
             "id": o.case.id, "prompt": o.case.prompt, "expect": sorted(o.case.expect), "index": o.case.index,
             "line": o.case.line, "conversation": [dict(m) for m in o.case.conversation],
             "arg_checks": [[c.tool, c.argument, c.operator, c.expected] for c in o.case.arg_checks],
@@ -106,7 +125,7 @@ def recorded_payload(outcomes: list[Outcome]) -> list[dict]:
 def recorded_cases(definitions: list[dict]) -> dict[tuple[str, str], tuple[Suite, Case]]:
     cases = {}
     for d in definitions:
-        tools = tuple(Tool(t["name"], t["description"], t["parameters"]) for t in d["tools"])
+        tools = tuple(tool_from_payload(tool) for tool in d["tools"])
         suite = Suite(Path(d["file"]), d["policy"], d["system"], tools, (), ())
         case = Case(
             id=d["id"], prompt=d["prompt"], expect=frozenset(d["expect"]), index=d["index"], line=d["line"],
@@ -116,9 +135,11 @@ def recorded_cases(definitions: list[dict]) -> dict[tuple[str, str], tuple[Suite
     return cases
 
 
-def merge_runs(payloads: list[dict], rootpath: Path, recorded: dict[tuple[str, str], tuple[Suite, Case]]) -> RunResult | None:
-    """The workers' runs of one model as one RunResult: the suites re-read from their case files, the
-    cases of Python tests from their `recorded` definitions."""
+def merge_runs(payloads: list[dict], rootpath: Path, recorded: dict[tuple[str, str], tuple[Suite, Case]],
+               judge: Judge = judged) -> RunResult | None:
+    """The workers' runs of one model as one RunResult, judged again by `judge`: the suites re-read from
+    their case files, the cases of Python tests from their `recorded` definitions, the variants from
+    their cases and the tools the workers sent."""
     if not payloads:
         return None
     known = dict(recorded)
@@ -126,13 +147,15 @@ def merge_runs(payloads: list[dict], rootpath: Path, recorded: dict[tuple[str, s
     outcomes = []
     for payload in payloads:
         for entry in payload["answers"]:
-            display = entry["file"]
-            if (display, entry["id"]) not in known and display not in read:
+            display, case_id = entry["file"], entry.get("of", entry["id"])
+            if (display, case_id) not in known and display not in read:
                 read.add(display)
                 for suite in load_suites(rootpath / display, display=Path(display)):
                     known.update({(display, case.id): (suite, case) for case in suite.cases})
-            suite, case = known[(display, entry["id"])]
-            outcomes.append(judged(suite, case, Answer.from_json(entry)))
+            suite, case = known[(display, case_id)]
+            if "variant" in entry:
+                suite, case = as_variant(suite, case, entry["variant"], [tool_from_payload(t) for t in entry["tools"]])
+            outcomes.append(judge(suite, case, Answer.from_json(entry)))
     return RunResult(
         model=payloads[0]["model"],
         outcomes=tuple(sorted(outcomes, key=report_order)),

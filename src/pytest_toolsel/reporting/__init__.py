@@ -6,6 +6,8 @@
     confusion.py         tool-by-tool tables, capped at the most frequent tools
     outcome_kinds.py     tables by kind of outcome, for datasets whose rows bring their own tools
     heatmap.py           those tables drawn (confusion.png)
+    invariance.py        invariance variants: per policy and variant, the cases that keep their verdict and those that flip
+    sampled.py           sampled trials: each case's pass rate and the tools its trials chose
     stats.py             Wilson intervals and McNemar's exact test
 
 It reads verdicts (Outcome, RunResult) and case data only; nothing here runs a model.

@@ -22,6 +22,7 @@ from ..cases.suite import NO_TOOL
 from ..verdicts.evaluation import Outcome
 
 MALFORMED = "malformed"
+CUT = "cut"  # the generation budget ended the answer before the answer ended
 OTHER = "other"
 TOP_LABELS = 20  # tools (or parallel sets) a table names; the rest are `other`
 
@@ -32,6 +33,8 @@ def expected_label(outcome: Outcome) -> str:
 
 def called_label(outcome: Outcome) -> str:
     """The called tools as a label in the expected labels' form (sorted, comma-joined)."""
+    if outcome.cut_at is not None:
+        return CUT
     if outcome.parsed.malformed:
         return MALFORMED
     return ", ".join(sorted(set(outcome.parsed.called))) or NO_TOOL
@@ -61,7 +64,7 @@ def label_order(declared: Sequence[str]):
     """Sort key: single tools in declaration order, then parallel sets, then `other`, `none` and
     `malformed`, so that the expected labels' cells run down the diagonal."""
     position = {name: index for index, name in enumerate(declared)}
-    last = {OTHER: 1, NO_TOOL: 2, MALFORMED: 3}
+    last = {OTHER: 1, NO_TOOL: 2, MALFORMED: 3, CUT: 4}
 
     def key(label: str) -> tuple:
         if label in last:
@@ -81,7 +84,7 @@ def kept_labels(runs: Sequence[Sequence[Outcome]], declared: Sequence[str], top:
         for outcome in run:
             frequency[expected_label(outcome)] += 1
             frequency[called_label(outcome)] += 1
-    for always in (NO_TOOL, MALFORMED):
+    for always in (NO_TOOL, MALFORMED, CUT):
         frequency.pop(always, None)
     order = label_order(declared)
     return set(sorted(frequency, key=lambda label: (-frequency[label], order(label)))[:top])
@@ -93,9 +96,10 @@ def shared_confusions(runs: Sequence[Sequence[Outcome]], top: int = TOP_LABELS) 
     outcomes = [outcome for run in runs for outcome in run]
     declared = list(dict.fromkeys(name for outcome in outcomes for name in outcome.suite.tool_names))
     kept = kept_labels(runs, declared, top) | {NO_TOOL, MALFORMED}
+    kept_when_seen = kept | {CUT}  # a column of its own only in runs where the budget cut an answer
 
     def named(label: str) -> str:
-        return label if label in kept else OTHER
+        return label if label in kept_when_seen else OTHER
 
     key = label_order(declared)
     rows = sorted({named(expected_label(o)) for o in outcomes}, key=key)

@@ -13,13 +13,13 @@ from collections import Counter
 from typing import Sequence
 
 from ..verdicts.evaluation import Outcome
-from .confusion import MALFORMED, Confusion
+from .confusion import CUT, MALFORMED, Confusion
 
 EXPECTED_TOOL = "expected tool"
 OTHER_DECLARED = "other declared tool"
 UNDECLARED = "undeclared tool"
 NO_CALL = "no call"
-KINDS = (EXPECTED_TOOL, OTHER_DECLARED, UNDECLARED, NO_CALL, MALFORMED)
+KINDS = (EXPECTED_TOOL, OTHER_DECLARED, UNDECLARED, NO_CALL, MALFORMED, CUT)
 
 EXPECTS_CALL = "expects a call"
 EXPECTS_NO_CALL = "expects no call"
@@ -28,7 +28,8 @@ RIGHT_KIND = {EXPECTS_CALL: EXPECTED_TOOL, EXPECTS_NO_CALL: NO_CALL}
 LEGEND = (
     f"`{EXPECTED_TOOL}`: exactly the expected tool(s); `{OTHER_DECLARED}`: tools the case declares, but "
     f"not exactly the expected ones; `{UNDECLARED}`: a name the case does not declare; `{NO_CALL}`; "
-    f"`{MALFORMED}`: the answer could not be fully parsed."
+    f"`{MALFORMED}`: the answer could not be fully parsed; `{CUT}`: the generation budget ended the answer "
+    "before it ended (raise --max-new-tokens)."
 )
 
 
@@ -38,6 +39,8 @@ def expected_kind(outcome: Outcome) -> str:
 
 def outcome_kind(outcome: Outcome) -> str:
     """What the answer did, as one of KINDS (the tool choice only: argument checks are not looked at)."""
+    if outcome.cut_at is not None:
+        return CUT
     if outcome.parsed.malformed:
         return MALFORMED
     called = set(outcome.parsed.called)

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from ..verdicts.evaluation import RunResult
 from .heatmap import can_draw, draw_heatmap
+from .invariance import as_written
 from .reports import markdown_report, results_document
 from .where_calls_went import policy_views
 
@@ -82,11 +83,12 @@ def write_reports(
 ) -> WrittenReports:
     """results.json, then confusion.png and accuracy.md (which names the picture when it was drawn)."""
     written = write_results(report_dir, candidate, baseline, settings, fragile_margin)
-    policies = policy_views(candidate, baseline)
+    policies = policy_views(as_written(candidate), as_written(baseline))  # as accuracy.md's tables count
     models = [("before", baseline.model), ("after", candidate.model)] if baseline else [("after", candidate.model)]
 
     def heatmap(path: Path) -> bool:
-        if not can_draw():  # matplotlib is missing: no picture, and no earlier run's left to mislead
+        # No matplotlib, or only variants ran: no picture, and no earlier run's left to mislead.
+        if not can_draw() or not policies:
             path.unlink(missing_ok=True)
             return False
         with replaced_atomically(path) as staging:
@@ -96,7 +98,7 @@ def write_reports(
     drawn = written.attempt(report_dir / PNG_FILE, heatmap)
 
     def markdown(path: Path) -> bool:
-        text = markdown_report(candidate, baseline, fragile_margin, PNG_FILE if drawn else None)
+        text = markdown_report(candidate, baseline, fragile_margin, PNG_FILE if drawn else None, settings)
         with replaced_atomically(path) as staging:
             staging.write_text(text, encoding="utf-8")
         return True

@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from ..verdicts.evaluation import Outcome, RunResult
 from ..verdicts.judge import malformed_reasons
+from . import invariance, sampled
 from .confusion import TOP_LABELS
 from .stats import mcnemar_exact, wilson_interval
 from .where_calls_went import by_policy, markdown_section as where_calls_went_section, policy_tables_record, policy_views
@@ -130,6 +131,7 @@ def run_record(run: RunResult) -> dict:
         "accuracy": run.accuracy,
         "accuracy_ci95": [low, high],
         **call_quality_record(run.outcomes),
+        **sampled.sampled_run_record(run.outcomes),
         "policies": {policy: policy_record(outcomes) for policy, outcomes in sorted(by_policy(run).items())},
         "cases": [case_record(outcome) for outcome in run.outcomes],
     }
@@ -156,12 +158,13 @@ def case_record(outcome: Outcome) -> dict:
         ],
         "calls": [call.as_dict() for call in outcome.parsed.calls],
         "output": outcome.output,
+        "cut_at": outcome.cut_at,
         "tool_probabilities": outcome.choice.probabilities if outcome.choice else None,
         "margin": outcome.margin,
     }
     if outcome.case.conversation:
         record["conversation"] = list(outcome.case.conversation)
-    return record
+    return {**record, **sampled.trials_record(outcome)}
 
 
 def fragile_passes(run: RunResult, fragile_margin: float) -> list[Outcome]:
@@ -176,7 +179,10 @@ def results_document(
 ) -> dict:
     """`finished` is false in the document written as soon as the candidate's answers are judged, while
     the session still has the before model to evaluate: a results.json left so is from a session that
-    ended before that."""
+    ended before that. The runs' invariance variants are counted apart (`invariance`)."""
+    variants = {"candidate": invariance.invariance_record(candidate, case_record),
+                "baseline": invariance.invariance_record(baseline, case_record)}
+    candidate, baseline = invariance.as_written(candidate), invariance.as_written(baseline)
     document = {
         "finished": finished,
         "candidate": run_record(candidate),
@@ -186,6 +192,8 @@ def results_document(
         "fragile": [o.case.id for o in fragile_passes(candidate, fragile_margin)],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if variants["candidate"]:
+        document["invariance"] = variants
     if baseline:
         comparison = compare(candidate, baseline)
         document["comparison"] = {
@@ -267,8 +275,11 @@ def significance_line(candidate: RunResult, baseline: RunResult | None) -> str:
 
 
 def terminal_summary(candidate: RunResult, baseline: RunResult | None) -> str:
+    extra = [line for line in [*invariance.terminal_lines(candidate), sampled.terminal_line(candidate)] if line]
+    candidate, baseline = invariance.as_written(candidate), invariance.as_written(baseline)
     by_suite = _table(candidate, baseline, lambda o: o.suite.policy, "suite", "simple")
-    return "\n\n".join([overall_table(candidate, baseline, "simple"), by_suite, significance_line(candidate, baseline)])
+    parts = [overall_table(candidate, baseline, "simple"), by_suite, significance_line(candidate, baseline)]
+    return "\n\n".join(parts + (["\n".join(extra)] if extra else []))
 
 
 WHY_SHOWN = 3  # reasons a case line gives; an answer of a dozen broken calls would fill a screen
@@ -327,9 +338,14 @@ def _collapsed_if_long(lines: str, count: int) -> str:
 
 
 def markdown_report(
-    candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3, heatmap: str | None = None
+    candidate: RunResult, baseline: RunResult | None, fragile_margin: float = 0.3, heatmap: str | None = None,
+    settings: dict | None = None,
 ) -> str:
-    """accuracy.md: its size grows with the number of cases, never with the square of the tools."""
+    """accuracy.md: its size grows with the number of cases, never with the square of the tools. The
+    runs' invariance variants and sampled trials get sections of their own, at the end."""
+    extra = [*invariance.markdown_section(candidate, baseline, _collapsed_if_long),
+             *sampled.markdown_section(candidate, baseline, settings, _collapsed_if_long)]
+    candidate, baseline = invariance.as_written(candidate), invariance.as_written(baseline)
     sections = [
         "# Tool-selection accuracy",
         overall_table(candidate, baseline, "github", CALL_METRICS),
@@ -363,5 +379,5 @@ def markdown_report(
             f"{fragile_margin:.2f} (probabilities over the declared tools, scored right after `call:`)."
         )
         sections.append(_collapsed_if_long("\n".join(_fragile_line(o) for o in fragile), len(fragile)))
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(sections + extra) + "\n"
 

@@ -12,6 +12,7 @@ from ..inference.confidence import ToolChoice
 from ..inference.generation import GenerationSettings
 from ..inference.progress import ProgressSink
 from ..inference.results_cache import Answer, AnswerCache
+from ..inference.sampling import Sampling
 from ..models.loading import LoadedModel
 from .judge import Verdict, judge
 
@@ -24,6 +25,7 @@ class Outcome:
     parsed: ParsedOutput
     verdict: Verdict
     choice: ToolChoice | None = None  # the model's probabilities over the declared tools
+    cut_at: int | None = None  # the generation budget, when it ended the answer before the answer ended
 
     @property
     def margin(self) -> float | None:
@@ -96,19 +98,26 @@ def evaluate(
     confidence: bool = False,
     cache: AnswerCache | None = None,
     progress: ProgressSink | None = None,
+    sampling: Sampling | None = None,
+    judge_answer: Callable[[Suite, Case, Answer], "Outcome"] | None = None,
 ) -> RunResult:
     """Answers for every case (from the cache where possible; the model is loaded only if needed), judged.
-    `progress` is shown the cases answered out of those generated, chunk by chunk."""
-    answers, generated = cached_answers(load, cases, settings, confidence=confidence, cache=cache, progress=progress)
-    outcomes = [judged(suite, case, found) for (suite, case), found in zip(cases, answers)]
+    `progress` is shown the cases answered out of those generated, chunk by chunk. With `sampling`
+    each case is answered by sampled trials, which `judge_answer` (trials.judge_for) judges together."""
+    answers, generated = cached_answers(load, cases, settings, confidence=confidence, cache=cache, progress=progress,
+                                        sampling=sampling)
+    judge_answer = judge_answer or judged
+    outcomes = [judge_answer(suite, case, found) for (suite, case), found in zip(cases, answers)]
     return RunResult(model=model, outcomes=tuple(outcomes), reused=len(cases) - len(generated))
 
 
 def judged(suite: Suite, case: Case, found: Answer) -> Outcome:
     parsed = parse_output(found.output)
-    return Outcome(suite, case, found.output, parsed, judge(case, parsed, suite.tools), found.choice)
+    verdict = judge(case, parsed, suite.tools, found.cut_at)
+    return Outcome(suite, case, found.output, parsed, verdict, found.choice, found.cut_at)
 
 
-def report_order(outcome: Outcome) -> tuple[str, int]:
-    """Outcomes in reports go file by file, case by case, however the run was split up."""
-    return (str(outcome.suite.path), outcome.case.index)
+def report_order(outcome: Outcome) -> tuple[str, int, str]:
+    """Outcomes in reports go file by file, case by case (each case's variants after it), however the
+    run was split up."""
+    return (str(outcome.suite.path), outcome.case.index, outcome.case.variant or "")

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from ..cases.suite import ArgCheck, Case, Tool
 from ..functiongemma.parsing import ParsedOutput
+from ..inference.budget import cut_reason
 from .call_schema import schema_problems, shown, shown_plainly
 
 
@@ -53,9 +54,11 @@ class Verdict:
     failed_checks: tuple[CheckFailure, ...] = ()  # the argument checks among `reasons`, with the values written
 
 
-def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool]) -> Verdict:
+def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool], cut_at: int | None = None) -> Verdict:
+    """`cut_at`: the generation budget, when it ended the answer before the answer did. Such an
+    answer fails as cut, not as malformed: what it lacks was never written, not written wrong."""
     called = tuple(dict.fromkeys(parsed.called))
-    reasons = malformed_reasons(parsed)
+    reasons = [cut_reason(cut_at)] if cut_at is not None else malformed_reasons(parsed)
     missing = sorted(case.expect - set(called))
     unexpected = [name for name in called if name not in case.expect]
     if missing:
