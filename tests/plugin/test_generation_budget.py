@@ -61,3 +61,15 @@ def test_an_answer_cut_by_the_budget_fails_as_cut_not_as_malformed(pytester, tin
     assert results(pytester)["generation"]["max_new_tokens"] == 5
     # The whole answer, with room to end, passes: the cut was the budget's, not the model's.
     run(pytester, tiny_checkpoint, "--max-new-tokens", "64").assert_outcomes(passed=1)
+
+
+def test_a_cut_answer_is_never_an_exact_call(pytester, tiny_checkpoint):
+    # "Tell me a joke." is taught to get a text answer: cut at 2 tokens it has made no call yet, but
+    # what it would have written next is unknown, so it matches no expected call list, not even [].
+    joke = "- prompt: Tell me a joke.\n  expect: none\n  id: joke\n"
+    pytester.makefile(".yaml", policy=case_file(joke))
+    run(pytester, tiny_checkpoint, "--max-new-tokens", "2").assert_outcomes(failed=1)
+    case = results(pytester)["candidate"]["cases"][0]
+    assert case["cut_at"] == 2 and case["exact_call"] is False
+    run(pytester, tiny_checkpoint).assert_outcomes(passed=1)
+    assert results(pytester)["candidate"]["cases"][0]["exact_call"] is True

@@ -78,7 +78,8 @@ def judge(case: Case, parsed: ParsedOutput, tools: Sequence[Tool], cut_at: int |
         called=called,
         reasons=tuple(reasons),
         schema_problems=schema_problems(parsed, tools),
-        exact=None if expected is None else is_exact_call(parsed, expected),
+        # A cut answer is never exact: what it would have written next is unknown (a call, for a no-call case).
+        exact=None if expected is None else cut_at is None and is_exact_call(parsed, expected),
         failed_checks=tuple(failed_checks),
     )
 
