@@ -15,7 +15,7 @@ import pytest
 
 from ..reporting.invariance import as_written, by_variant
 from ..reporting.report_files import write_reports, write_results
-from ..verdicts.evaluation import Outcome
+from ..verdicts.evaluation import Outcome, grouped
 from .options import Options
 from .runs import Runs
 from .xdist import WORKER_OUTPUT_KEY, is_worker, merge_runs, recorded_cases, recorded_payload, run_payload
@@ -120,10 +120,7 @@ class SessionReport:
                 f"FAILED: accuracy{under}{counted} {passed / len(outcomes):.1%} ({passed}/{len(outcomes)}) "
                 f"is below --min-accuracy {options.min_accuracy:.0%}"
             )
-        by_file: dict[str, list[Outcome]] = {}
-        for outcome in outcomes:
-            by_file.setdefault(str(outcome.suite.path), []).append(outcome)
-        for in_file in by_file.values():
+        for in_file in grouped(outcomes, lambda outcome: str(outcome.suite.path)).values():
             suite = in_file[0].suite
             if suite.min_accuracy is None:
                 continue

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from tabulate import tabulate
 
 from ..cases.variants import DISTRACTORS, VARIANTS, plain_id
-from ..verdicts.evaluation import Outcome, RunResult
+from ..verdicts.evaluation import Outcome, RunResult, grouped
 
 Pair = tuple[Outcome, Outcome]  # (the case as written, its variant)
 
@@ -28,10 +28,9 @@ def as_written(run: RunResult | None) -> RunResult | None:
 
 def by_variant(outcomes: Iterable[Outcome]) -> dict[str | None, list[Outcome]]:
     """Outcomes by the variant they are (None: the cases as written first), each in run order."""
-    groups: dict[str | None, list[Outcome]] = {None: []}
-    for outcome in outcomes:
-        groups.setdefault(outcome.case.variant, []).append(outcome)
-    return groups if groups[None] else {k: v for k, v in groups.items() if k is not None}
+    groups = grouped(list(outcomes), lambda outcome: outcome.case.variant)
+    as_written = groups.pop(None, None)
+    return {None: as_written, **groups} if as_written else groups
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Sequence
 
 from ..cases.suite import Case, Suite
 from ..functiongemma.parsing import ParsedOutput, parse_output
@@ -76,13 +76,18 @@ class RunResult:
 
     def grouped(self, group: Callable[[Outcome], str]) -> dict[str, list[Outcome]]:
         """Outcomes by `group(outcome)` (a policy, an expected tool), each group in run order."""
-        groups: dict[str, list[Outcome]] = {}
-        for outcome in self.outcomes:
-            groups.setdefault(group(outcome), []).append(outcome)
-        return groups
+        return grouped(self.outcomes, group)
 
     def cases(self) -> list[tuple[Suite, Case]]:
         return [(outcome.suite, outcome.case) for outcome in self.outcomes]
+
+
+def grouped(outcomes: Sequence[Outcome], group: Callable[[Outcome], Hashable]) -> dict:
+    """`outcomes` by `group(outcome)`, each group in the order given."""
+    groups: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(group(outcome), []).append(outcome)
+    return groups
 
 
 def outcome_key(suite: Suite, case: Case) -> tuple[str, str]:
