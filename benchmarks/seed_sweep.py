@@ -17,6 +17,7 @@ results file at once: a sweep that is stopped resumes where it was (rows already
     python benchmarks/seed_sweep.py --recipe tuning/recipe.yaml --recipe tuning/recipes/previous-default.yaml \\
         --variant "lora16: lora_rank=16,learning_rate=5e-4" --seeds 42 7 1
     python benchmarks/seed_sweep.py --table          # the table of what the results file holds
+    python benchmarks/seed_sweep.py --score ./checkpoint --name default   # the main job's checkpoint as a seed
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from tabulate import tabulate
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.inference.generation import GenerationSettings
 from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
-from pytest_toolsel.models.loading import load_model, resolve
+from pytest_toolsel.models.loading import METADATA_FILE, load_model, read_metadata, resolve
 from pytest_toolsel.reporting.reports import exact_counts
-from pytest_toolsel.training.recipe import load_recipe, parse_override
+from pytest_toolsel.training.recipe import Recipe, load_recipe, parse_override
 from pytest_toolsel.training.trainer import train
 from pytest_toolsel.verdicts.evaluation import evaluate
 
@@ -94,20 +95,36 @@ def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
         eval_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    history = trained.metadata["log_history"]
+    return sweep_row(name, recipe, trained.metadata, seconds, found, eval_seconds, commit)
+
+
+def score_checkpoint(name: str, checkpoint: Path, commit: str) -> dict:
+    """A row for a checkpoint trained elsewhere (the main job's `pytest cases/`, which trains the
+    shipped case files exactly as `run_one` does), from the recipe and timings it records."""
+    metadata = read_metadata(str(checkpoint))
+    if "recipe" not in metadata:
+        raise SystemExit(f"{checkpoint}: no training metadata ({METADATA_FILE}); only checkpoints trained by pytest-toolsel can be scored")
+    recipe = Recipe().with_overrides(metadata["recipe"], str(checkpoint / METADATA_FILE))
+    started = time.perf_counter()
+    found = scores(checkpoint)
+    return sweep_row(name, recipe, metadata, metadata["train_seconds"], found, time.perf_counter() - started, commit)
+
+
+def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: dict, eval_seconds: float, commit: str) -> dict:
+    history = metadata["log_history"]
     return {
         "recipe": name,
         "fingerprint": fingerprint(recipe),
         "seed": recipe.seed,
         "settings": recipe.as_dict(),
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
-        "train_examples": trained.metadata["train_examples"],
+        "train_examples": metadata["train_examples"],
         "steps": max((entry.get("step", 0) for entry in history), default=0),
         "eval_loss": [round(entry["eval_loss"], 4) for entry in history if "eval_loss" in entry],
         "scores": found,
         "commit": commit,
-        "bf16": trained.metadata.get("bf16"),
+        "bf16": metadata.get("bf16"),
     }
 
 
@@ -152,8 +169,17 @@ def main() -> None:
     parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
     parser.add_argument("--results", type=Path, default=ROOT / "reports" / "seed-sweep.jsonl")
     parser.add_argument("--table", action="store_true", help="only print the table of the results file")
+    parser.add_argument("--score", type=Path, metavar="CHECKPOINT",
+                        help="score a checkpoint trained by `pytest cases/` (a seed of its recipe) instead of training")
+    parser.add_argument("--name", default="default", help="the recipe name of a --score row (default: default)")
     args = parser.parse_args()
-    if not args.table:
+    if args.score:
+        row = score_checkpoint(args.name, args.score, _commit())
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with args.results.open("a", encoding="utf-8") as results:
+            results.write(json.dumps(row) + "\n")
+        print(f"{args.name} seed {row['seed']}: {row['scores']} ({args.score}, trained in {row['train_seconds']:.0f} s)")
+    elif not args.table:
         resolve(args.base_model)  # the embedded base's one-time conversion is no recipe's time
         done = {(row["fingerprint"], row["seed"]) for row in read_rows(args.results)}
         commit = _commit()  # the code this process imported, whatever is committed while it runs

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 import tiny
 from conftest import CORPUS, GOLDENS
 from pytest_toolsel.functiongemma.base_prep import prepare_for_function_calling, token_words
-from pytest_toolsel.functiongemma.chat_format import CONTROL_TOKENS, FUNCTIONGEMMA_TOKEN_IDS, START_RESPONSE, chat_template, render
+from pytest_toolsel.functiongemma.chat_format import CONTROL_TOKENS, ESCAPE, FUNCTIONGEMMA_TOKEN_IDS, START_RESPONSE, chat_template, render
 from pytest_toolsel.models.loading import load_tokenizer
 
 
@@ -41,6 +41,20 @@ def test_control_tokens_take_functiongemma_ids_without_new_rows(plain_base):
     assert tokenizer.chat_template == chat_template()
     assert FUNCTIONGEMMA_TOKEN_IDS[START_RESPONSE] in model.generation_config.eos_token_id
     assert prepare_for_function_calling(model, tokenizer) == {}  # idempotent
+
+
+def test_quote_init_starts_escape_as_the_quotation_mark_and_the_rest_as_their_words(plain_base):
+    model, tokenizer = plain_base
+    words = tiny.build_model(tokenizer).get_input_embeddings().weight.detach().clone()
+    placed = prepare_for_function_calling(model, tokenizer, init="quote")
+    embeddings = model.get_input_embeddings().weight
+    quote_ids = tokenizer.encode('"', add_special_tokens=False)
+    assert embeddings[placed[ESCAPE]].tolist() == pytest.approx(words[quote_ids].mean(dim=0).tolist(), abs=1e-6)
+    for token, row in placed.items():
+        if token != ESCAPE:
+            word_ids = tokenizer.encode(token_words(token), add_special_tokens=False)
+            assert embeddings[row].tolist() == pytest.approx(words[word_ids].mean(dim=0).tolist(), abs=1e-6)
+    assert embeddings[placed[ESCAPE]].tolist() != pytest.approx(words[tokenizer.encode("escape", add_special_tokens=False)].mean(dim=0).tolist(), abs=1e-6)
 
 
 def test_renamed_tokens_encode_whole_and_survive_a_save(plain_base, tmp_path):

@@ -17,6 +17,7 @@ import re
 from .chat_format import (
     CONTROL_TOKENS,
     END_OF_TURN,
+    ESCAPE,
     FUNCTIONGEMMA_TOKEN_IDS,
     GEMMA3_PLACEHOLDERS,
     START_RESPONSE,
@@ -32,6 +33,19 @@ def missing_control_tokens(tokenizer) -> list[str]:
 def token_words(token: str) -> str:
     """`<start_function_call>` -> 'start function call'."""
     return re.sub(r"[<>]", "", token).replace("_", " ")
+
+
+# The text whose embedding a control token starts from under `token_init: quote`: `<escape>` opens
+# and closes every string value in a call, as a quotation mark does in the text the base was
+# trained on, after which it copies words from the context (see docs/results.md, "Why copying fails").
+ROLE_TEXT = {ESCAPE: '"'}
+
+
+def starting_text(token: str, init: str) -> str:
+    """The text whose tokens' mean embedding `token` starts as (`words` and `quote` inits)."""
+    if init == "quote":
+        return ROLE_TEXT.get(token, token_words(token))
+    return token_words(token)
 
 
 def free_placeholders(tokenizer, tokens: list[str]) -> dict[str, str]:
@@ -87,8 +101,8 @@ def add_control_tokens(model, tokenizer, init: str = "words") -> dict[str, int]:
     with torch.no_grad():
         overall_mean = embeddings[:old_rows].mean(dim=0)
         for token, row in placed.items():
-            if init == "words":
-                word_ids = tokenizer.encode(token_words(token), add_special_tokens=False)
+            if init in ("words", "quote"):
+                word_ids = tokenizer.encode(starting_text(token, init), add_special_tokens=False)
                 embeddings[row] = embeddings[word_ids].mean(dim=0)
             else:
                 embeddings[row] = overall_mean

@@ -13,7 +13,7 @@ from .precision import CHOICES as PRECISIONS
 
 DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 # The recipe keys that name one of a few ways of doing something.
-CHOICES = {"token_init": ("words", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
+CHOICES = {"token_init": ("words", "quote", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
 # The recipe keys that are a positive number of tokens or null.
 TOKEN_COUNTS = ("max_length",)
 # Keys that recipes once had, with why they are gone: a recipe that still sets one is told so.
