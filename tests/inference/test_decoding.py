@@ -118,15 +118,15 @@ def test_scores_alongside_greedy_decoding_equal_scores_from_the_prompts(loaded, 
     tokenizer, model = loaded.tokenizer, loaded.model
     encoded = [tokenizer.encode(text, add_special_tokens=False) for text in rendered]
     shared = shared_prefix_length(encoded) if shared_prefix else 0
-    if shared_prefix and not attends_to_everything(model, max(map(len, encoded)) + 64):
-        pytest.skip("this model's sliding window does not allow a shared prefix")
+    # Prompts longer than the window share the prefix by position (models.window_masks).
+    by_position = bool(shared) and not attends_to_everything(model, max(map(len, encoded)) + 64)
     prefix, suffixes = encoded[0][:shared], [ids[shared:] for ids in encoded]
     stop = decoding.StopRule(frozenset(generation.stop_token_ids(tokenizer)))
     with torch.inference_mode():
-        cache = prefix_cache(model.base_model, torch.tensor([prefix])) if prefix else None
+        cache = prefix_cache(model.base_model, torch.tensor([prefix]), by_position) if prefix else None
 
         def start():
-            return decoding.start(model, tokenizer, prefix, cache, suffixes)
+            return decoding.start(model, tokenizer, prefix, cache, suffixes, by_position)
 
         answer = decoding.greedy(model, tokenizer, start(), 64, stop)[0]
         assert len(answer) >= 4

@@ -50,11 +50,23 @@ def test_batched_generation_matches_one_at_a_time(loaded, rendered, one_at_a_tim
     assert sum("<start_function_call>" in answer for answer in answers) >= 5
 
 
-def test_prefix_is_shared_only_where_no_sliding_window_cuts_the_prompts(loaded, rendered):
+def test_prompts_longer_than_the_sliding_window_share_their_prefix_by_position(loaded, rendered, monkeypatch):
+    """The window-64 model's prompts are longer than its window: the prefix is still shared, its
+    cache keeps every token and attention follows real positions (the parity test above holds it to
+    one-prompt-at-a-time answers); the wide-window twin shares it the plain way."""
+    from pytest_toolsel.inference import decoding, generation
+
     longest = max(len(loaded.tokenizer.encode(p, add_special_tokens=False)) for p in rendered) + 64
     window = loaded.model.config.sliding_window
     assert attends_to_everything(loaded.model, longest) == (window >= longest)
     assert (window >= longest) == (window == 1024)  # so each of the two code paths is exercised above
+    seen = []
+    real_start = decoding.start
+    monkeypatch.setattr(decoding, "start", lambda *a: seen.append((len(a[2]), a[5])) or real_start(*a))
+    generate(loaded, rendered, GenerationSettings(batch_size=4))
+    shared = shared_prefix_length([loaded.tokenizer.encode(p, add_special_tokens=False) for p in rendered])
+    assert seen and all(prefix == shared >= generation.MIN_SHARED_BY_POSITION for prefix, _ in seen)
+    assert all(by_position == (window < longest) for _, by_position in seen)
 
 
 def test_shared_prefix_leaves_every_prompt_a_token():
@@ -71,11 +83,11 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_answer(loaded, rendered,
     real_batch = generation._generate_batch
     sizes = []
 
-    def tight_memory(loaded, prefix, prefix_cache, suffixes, config, continuations):
+    def tight_memory(loaded, prefix, suffixes, config, continuations):
         sizes.append(len(suffixes))
         if len(suffixes) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_batch(loaded, prefix, prefix_cache, suffixes, config, continuations)
+        return real_batch(loaded, prefix, suffixes, config, continuations)
 
     monkeypatch.setattr(generation, "_generate_batch", tight_memory)
     answers = [answer.text for answer in generate(loaded, rendered, GenerationSettings(batch_size=8))]

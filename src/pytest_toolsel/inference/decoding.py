@@ -68,6 +68,7 @@ class Rows:
     mask: object  # [rows, tokens so far], 0 on padding
     next_position: object  # [rows], the position of each row's next token (padding not counted)
     last_hidden: object  # [rows, width], the backbone's output at each row's last token
+    by_position: bool = False  # the cache keeps every token; masks follow real positions (models.window_masks)
 
     def keep(self, slots) -> None:
         """Only these rows go on (finished ones leave the batch and its cache)."""
@@ -89,14 +90,17 @@ class Rows:
         cache.layers = [copy.copy(layer) for layer in self.cache.layers]
         for layer in cache.layers:
             layer.__dict__.pop("_room", None)  # a growing layer's copy writes into a buffer of its own
-        return Rows(cache, self.mask, self.next_position, self.last_hidden)
+        return Rows(cache, self.mask, self.next_position, self.last_hidden, self.by_position)
 
 
 PREFILL_GROUP = 16  # rows prefilled together; a whole batch would pad short user turns to the longest
 
 
-def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[list[int]]) -> Rows:
+def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[list[int]], by_position: bool = False) -> Rows:
     """Run `prefix + suffix` for each suffix, the prefix from its one-row KV cache (None: no prefix).
+
+    `by_position`: the prefix cache came from `prefix_cache(..., by_position=True)`, and every
+    forward attends by real positions (for prompts longer than a sliding window).
 
     Suffixes are left-padded to one width between prefix and suffix; positions count real tokens
     only, as `generate` counts them. With a shared prefix, consecutive groups of rows (give them
@@ -106,7 +110,7 @@ def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[
     if prefix_cache is None:
         return _prefill(model, tokenizer, prefix, prefix_cache, suffixes)
     parts = [
-        _prefill(model, tokenizer, prefix, prefix_cache, suffixes[begin : begin + PREFILL_GROUP])
+        _prefill(model, tokenizer, prefix, prefix_cache, suffixes[begin : begin + PREFILL_GROUP], by_position)
         for begin in range(0, len(suffixes), PREFILL_GROUP)
     ]
     rows = parts[0] if len(parts) == 1 else _stack(parts, len(prefix))
@@ -115,7 +119,7 @@ def start(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[
     return rows
 
 
-def _prefill(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[list[int]]) -> Rows:
+def _prefill(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequence[list[int]], by_position: bool = False) -> Rows:
     import torch
 
     from ..models.prefix import repeated_cache
@@ -127,7 +131,7 @@ def _prefill(model, tokenizer, prefix: list[int], prefix_cache, suffixes: Sequen
     mask = torch.tensor([[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, len(prefix):]
     cache = None if prefix_cache is None else repeated_cache(prefix_cache, len(suffixes))
-    rows = Rows(cache, mask[:, : len(prefix)], None, None)
+    rows = Rows(cache, mask[:, : len(prefix)], None, None, by_position)
     rows.last_hidden = extend(model, rows, ids, mask[:, len(prefix):], positions)[:, -1]
     return rows
 
@@ -161,6 +165,7 @@ def _stack(parts: Sequence[Rows], prefix_length: int) -> Rows:
         torch.cat(masks),
         torch.cat([part.next_position for part in parts]),
         torch.cat([part.last_hidden for part in parts]),
+        parts[0].by_position,
     )
 
 
@@ -216,13 +221,15 @@ def extend(model, rows: Rows, tokens, token_mask=None, positions=None):
     import torch
 
     from ..models.prefix import cache_argument, returned_cache
+    from ..models.window_masks import layer_masks
 
     backbone = model.base_model
     token_mask = torch.ones_like(tokens) if token_mask is None else token_mask
     rows.mask = torch.cat([rows.mask, token_mask], dim=1)
     if positions is None:
         positions = rows.next_position.unsqueeze(1) + torch.arange(tokens.size(1), device=tokens.device)
-    out = backbone(input_ids=tokens, attention_mask=rows.mask, position_ids=positions, use_cache=True,
+    attention = layer_masks(backbone, rows.mask, positions) if rows.by_position else rows.mask
+    out = backbone(input_ids=tokens, attention_mask=attention, position_ids=positions, use_cache=True,
                    **{cache_argument(backbone): rows.cache})
     rows.cache = returned_cache(out)
     rows.next_position = torch.where(token_mask.bool(), positions, -1).amax(dim=1) + 1

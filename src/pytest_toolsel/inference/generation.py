@@ -8,9 +8,16 @@ from typing import Callable, Sequence
 
 from ..functiongemma.chat_format import STOP_STRINGS
 from ..models.loading import LoadedModel
+from ..models import window_masks
 from ..models.prefix import attends_to_everything, cache_argument, prefix_cache, repeated_cache, shared_prefix_length
 from . import decoding, scoring
 from .budget import cut_at
+
+
+# Sharing a prefix by position keeps every token in the cache, where a sliding layer would keep a
+# window's worth: worth it for a policy's developer turn (hundreds of tokens), not for the few
+# tokens that rows with tools of their own have in common.
+MIN_SHARED_BY_POSITION = 64
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,9 @@ def generate(
     differ in a short user turn. The prefix is run through the model once; each batch starts from
     a copy of its KV cache and computes only the user turns, padded between prefix and user turn.
     Batches go longest first, so that little is padding. Where a sliding window is shorter than the
-    sequences, the prefix is not shared and prompts are plainly left-padded (see
-    `attends_to_everything`). `on_chunk(n)` is called after each batch with its number of prompts.
+    sequences, the cache keeps every token and attention follows real positions instead of cache
+    slots (`models.window_masks`); a model whose masks cannot be given so does not share the prefix
+    and its prompts are plainly left-padded. `on_chunk(n)` is called after each batch with its number of prompts.
     `sampled` (sampling.SeededRows), when given, samples each prompt's answer from its own seed instead.
     """
     return [answer for answer, _ in _run(loaded, prompts, settings, None, None, on_chunk, sampled)]
@@ -98,16 +106,8 @@ def _run(loaded, prompts, settings, continuations, allowed, on_chunk, sampled=No
     # and held in 4 bytes a token, not in a list of Python ints at 36: a policy of thousands of cases
     # would otherwise hold its tokenized prompts at several times the size of a batch's work.
     encoded = [array("i", tokenizer.encode(prompt, add_special_tokens=False)) for prompt in prompts]
-    shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
-    if shared and not attends_to_everything(loaded.model, max(map(len, encoded)) + settings.max_new_tokens):
-        shared = 0
-    prefix = encoded[0][:shared].tolist() if shared else []
-    shared_cache = None
-    if prefix:
-        import torch
-
-        with torch.inference_mode():
-            shared_cache = prefix_cache(loaded.model.base_model, torch.tensor([prefix], device=loaded.device))
+    prefix = _shared_prefix(loaded, encoded, settings)
+    shared = len(prefix.tokens)
     stops = stop_token_ids(tokenizer)
     config = _generation_config(tokenizer, settings, stops)
     suffixes = [ids[shared:] for ids in encoded]
@@ -118,7 +118,7 @@ def _run(loaded, prompts, settings, continuations, allowed, on_chunk, sampled=No
         batch = order[begin : begin + settings.batch_size]
         work = (continuations, [allowed[i] for i in batch] if allowed is not None else None,
                 sampled.rows(batch) if sampled is not None else None)
-        done = _generate_halving_on_oom(loaded, prefix, shared_cache, [suffixes[i].tolist() for i in batch], config, work)
+        done = _generate_halving_on_oom(loaded, prefix, [suffixes[i].tolist() for i in batch], config, work)
         for (tokens, scores), index in zip(done, batch):
             text = decode_answer(tokenizer, tokens, stops)
             cut = cut_at(tokens, text, settings.max_new_tokens, stops, STOP_STRINGS)
@@ -127,6 +127,35 @@ def _run(loaded, prompts, settings, continuations, allowed, on_chunk, sampled=No
         if on_chunk is not None:
             on_chunk(len(batch))
     return results
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """The prompts' common first tokens and their one-row KV cache (none: nothing is shared)."""
+
+    tokens: list[int]
+    cache: object
+    by_position: bool = False  # see `decoding.start`
+
+
+def _shared_prefix(loaded, encoded, settings: GenerationSettings) -> SharedPrefix:
+    """The tokens every prompt starts with, run through the model once. Where a sliding window is
+    shorter than the prompts they are shared by position, if the model allows it and they are
+    worth it (`MIN_SHARED_BY_POSITION`); otherwise nothing is shared."""
+    shared = shared_prefix_length(encoded) if settings.reuse_prefix else 0
+    model = loaded.model
+    by_position = bool(shared) and not attends_to_everything(model, max(map(len, encoded)) + settings.max_new_tokens)
+    unshareable = by_position and (
+        shared < MIN_SHARED_BY_POSITION or not decoding.supports(model) or not window_masks.supports(model)
+    )
+    if not shared or unshareable:
+        return SharedPrefix([], None)
+    import torch
+
+    tokens = encoded[0][:shared].tolist()
+    with torch.inference_mode():
+        cache = prefix_cache(model.base_model, torch.tensor([tokens], device=loaded.device), by_position)
+    return SharedPrefix(tokens, cache, by_position)
 
 
 def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]):
@@ -142,13 +171,13 @@ def _generation_config(tokenizer, settings: GenerationSettings, stops: list[int]
     )
 
 
-def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, scored):
+def _generate_halving_on_oom(loaded, prefix: SharedPrefix, suffixes, config, scored):
     """(new tokens, continuation scores) per suffix; a CUDA out-of-memory error splits the batch in two
     and retries. `scored`: (continuations, per-suffix allowed ones or None, per-suffix seeds or None)."""
     import torch
 
     try:
-        return _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored)
+        return _generate_batch(loaded, prefix, suffixes, config, scored)
     except torch.cuda.OutOfMemoryError:
         if len(suffixes) == 1:
             raise
@@ -158,22 +187,22 @@ def _generate_halving_on_oom(loaded, prefix, shared_cache, suffixes, config, sco
         halves = [slice(None, half), slice(half, None)]
         return [
             result for part in halves for result in _generate_halving_on_oom(
-                loaded, prefix, shared_cache, suffixes[part], config,
+                loaded, prefix, suffixes[part], config,
                 (continuations, allowed[part] if allowed is not None else None,
                  sampled.rows(part) if sampled is not None else None))
         ]
 
 
-def _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored):
+def _generate_batch(loaded, prefix: SharedPrefix, suffixes, config, scored):
     import torch
 
     continuations, allowed, sampled = scored
     if not decoding.supports(loaded.model):
-        return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config)]
+        return [(tokens, None) for tokens in _generate_with_transformers(loaded, prefix, suffixes, config)]
     stop = decoding.StopRule(frozenset(config.eos_token_id), tuple(config.stop_strings or ()))
     model, tokenizer = loaded.model, loaded.tokenizer
     with torch.inference_mode():
-        rows = decoding.start(model, tokenizer, prefix, shared_cache, suffixes)
+        rows = decoding.start(model, tokenizer, prefix.tokens, prefix.cache, suffixes, prefix.by_position)
         if not continuations:
             choose = sampled.chooser(model) if sampled is not None else None
             return [(tokens, None) for tokens in decoding.greedy(model, tokenizer, rows, config.max_new_tokens, stop,
@@ -181,10 +210,12 @@ def _generate_batch(loaded, prefix, shared_cache, suffixes, config, scored):
         return list(zip(*scoring.greedy_and_scores(model, tokenizer, rows, config.max_new_tokens, stop, continuations, allowed)))
 
 
-def _generate_with_transformers(loaded, prefix, shared_cache, suffixes, config) -> list[list[int]]:
-    """`model.generate` on the batch: for models whose greedy decoding `decoding.greedy` cannot mirror."""
+def _generate_with_transformers(loaded, shared: SharedPrefix, suffixes, config) -> list[list[int]]:
+    """`model.generate` on the batch: for models whose greedy decoding `decoding.greedy` cannot mirror
+    (never with a prefix shared by position: `_run` shares none then)."""
     import torch
 
+    prefix, shared_cache = shared.tokens, shared.cache
     width = max(len(suffix) for suffix in suffixes)
     pad = loaded.tokenizer.pad_token_id
     ids = [prefix + [pad] * (width - len(suffix)) + suffix for suffix in suffixes]

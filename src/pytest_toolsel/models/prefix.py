@@ -51,9 +51,27 @@ def returned_cache(output):
     return getattr(output, "cache", None) or output.past_key_values
 
 
-def prefix_cache(backbone, prefix_ids):
-    """The KV cache of one row of prefix tokens (shape [1, P]); no output projection is computed."""
-    return returned_cache(backbone(input_ids=prefix_ids, use_cache=True))
+def prefix_cache(backbone, prefix_ids, by_position: bool = False):
+    """The KV cache of one row of prefix tokens (shape [1, P]); no output projection is computed.
+
+    `by_position`: every layer keeps every token and attends by real positions (`window_masks`), so
+    that rows continuing the prefix after padding stay exact under a sliding window shorter than them.
+    """
+    if not by_position:
+        return returned_cache(backbone(input_ids=prefix_ids, use_cache=True))
+    import torch
+
+    from .window_masks import full_cache, layer_masks
+
+    positions = torch.arange(prefix_ids.size(1), device=prefix_ids.device).unsqueeze(0)
+    output = backbone(
+        input_ids=prefix_ids,
+        attention_mask=layer_masks(backbone, torch.ones_like(prefix_ids), positions),
+        position_ids=positions,
+        use_cache=True,
+        **{cache_argument(backbone): full_cache()},
+    )
+    return returned_cache(output)
 
 
 def repeated_cache(cache, rows: int):
