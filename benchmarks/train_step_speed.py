@@ -3,8 +3,9 @@
 One batch of 8 training rows of one policy, tokenized as training tokenizes them; the loss and its
 backward pass timed with the developer turn run once per batch (what training does: rows are
 right-padded, so the reuse is exact even where the prefix is longer than Gemma 3's 512-token
-sliding window) and with every row run in full (what training did before for rows past the window).
-Both losses are printed, and must agree. The default policy, Mobile Actions, has ~650-token prompts.
+sliding window) and with every row run in full (what training did before for rows past the window),
+and with the prefix run once without gradient (the recipe's `prefix_gradient: false`). The losses
+are printed, and must agree. The default policy, Mobile Actions, has ~650-token prompts.
 
     python benchmarks/train_step_speed.py                      # embedded Gemma 3 270M base
     python benchmarks/train_step_speed.py --case-file cases/search_policy.yaml
@@ -39,13 +40,13 @@ def batch(tokenizer, rows: list[dict]):
     return ids, mask, labels
 
 
-def timed_step(model, ids, mask, labels, repeats: int) -> tuple[float, float]:
+def timed_step(model, ids, mask, labels, repeats: int, prefix_gradient: bool = True) -> tuple[float, float]:
     """Best wall time of loss + backward over `repeats` tries, and the loss."""
     best, loss = float("inf"), None
     for _ in range(repeats):
         model.zero_grad(set_to_none=True)
         started = time.perf_counter()
-        loss = training_loss.weighted_answer_loss(model, ids, mask, labels, 8, 5.0)
+        loss = training_loss.weighted_answer_loss(model, ids, mask, labels, 8, 5.0, prefix_gradient=prefix_gradient)
         loss.backward()
         best = min(best, time.perf_counter() - started)
     return best, loss.item()
@@ -72,11 +73,15 @@ def main() -> None:
     print(f"{args.rows} rows of {args.case_file.name}, {ids.size(1)} tokens wide, prompts from {prompt} tokens; "
           f"sliding window {window}; torch threads {torch.get_num_threads()}")
     shared, shared_loss = timed_step(model, ids, mask, labels, args.repeats)
+    # The recipe's `prefix_gradient: false`: the same loss, the prefix's backward left out.
+    constant, constant_loss = timed_step(model, ids, mask, labels, args.repeats, prefix_gradient=False)
     # The rule training used before: rows past the window ran in full.
     training_loss.right_padded = lambda attention_mask: False
     plain, plain_loss = timed_step(model, ids, mask, labels, args.repeats)
     print(f"loss + backward, prefix run once per batch: {shared:.1f} s (loss {shared_loss:.6f})")
     print(f"loss + backward, every row in full:          {plain:.1f} s (loss {plain_loss:.6f})")
+    print(f"loss + backward, prefix once and without gradient (prefix_gradient: false): {constant:.1f} s "
+          f"(loss {constant_loss:.6f}) = {shared / constant:.2f}x the prefix-shared step")
     print(f"speed-up: {plain / shared:.1f}x; losses differ by {abs(plain_loss - shared_loss):.2e}")
 
 

@@ -10,6 +10,8 @@ import tiny
 import torch
 from conftest import LESSONS, STOCKS, TOOLS, WEATHER
 
+from pytest_toolsel.models.logits import answer_log_probs
+from pytest_toolsel.models.prefix import prefix_cache
 from pytest_toolsel.training.loss import (
     answer_head_weights,
     prefix_groups,
@@ -73,6 +75,38 @@ def test_loss_and_gradients_equal_the_plain_forward(tiny_tokenizer, two_policies
     assert actual_grads.keys() == expected_grads.keys()
     for name, grad in expected_grads.items():
         torch.testing.assert_close(actual_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("window", [1024, 16], ids=["prefix-shared", "prefix-longer-than-the-sliding-window"])
+def test_prefix_without_gradient_keeps_the_loss_and_leaves_out_only_the_prefix_path(tiny_tokenizer, window):
+    """`prefix_gradient: false`: the same loss; the gradients are those of a model whose prefix cache
+    came from a copy of it (a constant to this model's parameters), and differ from the full ones."""
+    import copy
+
+    rows = tiny.lesson_texts(LESSONS, TOOLS)
+    input_ids, mask, labels = tiny.answer_batch(tiny_tokenizer, rows[:4])
+    (group,) = prefix_groups(input_ids, labels)
+    assert group.prefix_length > window or window > input_ids.size(1)
+    model = tiny.build_model(tiny_tokenizer, seed=3, sliding_window=window)
+    model.train()
+
+    full = weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0)
+    full_grads = gradients(model, full)
+    constant = weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0, prefix_gradient=False)
+    constant_grads = gradients(model, constant)
+
+    cache = prefix_cache(copy.deepcopy(model).base_model, input_ids[:1, : group.prefix_length])
+    log_probs, targets = answer_log_probs(model, input_ids, mask, labels, group.prefix_length, cache=cache)
+    weights = answer_head_weights(targets, 4, 5.0)
+    expected = -(log_probs * weights[targets != -100]).sum() / weights.sum()
+    expected_grads = gradients(model, expected)
+
+    assert constant.item() == pytest.approx(full.item(), rel=1e-6)
+    assert constant_grads.keys() == expected_grads.keys()
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(constant_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    changed = [name for name, grad in full_grads.items() if not torch.allclose(grad, constant_grads[name], atol=1e-6)]
+    assert any("k_proj" in name for name in changed)  # the prefix's keys no longer feed back
 
 
 def width_recording(forward, widths: list):

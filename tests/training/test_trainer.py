@@ -45,6 +45,10 @@ def test_recipe_overrides_are_typed_and_checked(tmp_path):
             load_recipe(path, {"batch_size": bad})
     with pytest.raises(RecipeError, match="'learning_rate' must be a number"):
         load_recipe(None, {"learning_rate": "fast"})
+    assert load_recipe(None, {"prefix_gradient": False}).prefix_gradient is False
+    for bad in ("no", 0, None):
+        with pytest.raises(RecipeError, match=f"'prefix_gradient' must be true or false, got {bad!r}"):
+            load_recipe(None, {"prefix_gradient": bad})
 
 
 def test_training_records_are_conversational_prompt_completion(tmp_path):

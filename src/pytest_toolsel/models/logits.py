@@ -66,17 +66,23 @@ def _log_probs_by_vocabulary_block(model, hidden, targets):
     return target_logits - peak - torch.log(total)
 
 
-def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int, cache=None):
+def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int, cache=None, prefix_gradient: bool = True):
     """Log-probabilities of the answer tokens, and the shifted labels they belong to.
 
     Returns (log_probs, targets): `targets` are the next-token labels of the positions the model
     computed (from `prefix_length` on); `log_probs` holds one entry per target that is not ignored.
     `cache`, when given, is the prefix's KV cache already computed (it is consumed).
+    `prefix_gradient` False computes the prefix's cache without gradient: the values are the same,
+    but gradients stop at the prefix's keys and values (a constant context, as Transformer-XL treats
+    its memory), which saves the prefix's backward and its stored activations.
     """
+    import torch
+
     backbone = model.base_model
     if prefix_length:
         if cache is None:
-            cache = prefix_cache(backbone, input_ids[:1, :prefix_length])
+            with torch.set_grad_enabled(prefix_gradient and torch.is_grad_enabled()):
+                cache = prefix_cache(backbone, input_ids[:1, :prefix_length])
         hidden = hidden_after_prefix(backbone, cache, input_ids, attention_mask, prefix_length)
     else:
         hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state

@@ -120,9 +120,12 @@ def right_padded(attention_mask) -> bool:
 
 
 def weighted_answer_loss(
-    model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float, emphases: tuple = ()
+    model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float, emphases: tuple = (),
+    prefix_gradient: bool = True,
 ):
-    """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`)."""
+    """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`).
+
+    `prefix_gradient` False: each group's shared prefix runs without gradient (see `answer_log_probs`)."""
     import torch
 
     padded_right = right_padded(attention_mask)
@@ -138,7 +141,9 @@ def weighted_answer_loss(
             # batched with one long row would otherwise run hundreds of padding positions each.
             width = int(mask.sum(dim=1).max())
             ids, mask, group_labels = ids[:, :width], mask[:, :width], group_labels[:, :width]
-        log_probs, targets = answer_log_probs(model, ids, mask, group_labels, group.prefix_length)
+        log_probs, targets = answer_log_probs(
+            model, ids, mask, group_labels, group.prefix_length, prefix_gradient=prefix_gradient
+        )
         weights = answer_head_weights(targets, head_tokens, head_weight, emphases)
         total = total + (log_probs * weights[targets != IGNORED]).sum()
         weight_sum = weight_sum + weights.sum()

@@ -150,7 +150,9 @@ def _weighted_trainer_class():
                 mask = inputs.get("attention_mask", ids.new_ones(ids.shape))
                 # The loss runs the model's parts itself, outside the forward that accelerate wraps in autocast.
                 with self.accelerator.autocast():
-                    return weighted_answer_loss(unwrapped_peft(model), ids, mask, labels, *head)
+                    return weighted_answer_loss(
+                        unwrapped_peft(model), ids, mask, labels, *head, prefix_gradient=self.recipe.prefix_gradient
+                    )
             # Wrapped for distributed training: gradients are synchronised only through the
             # wrapper's forward, which runs every row in full.
             inputs["use_cache"] = False
