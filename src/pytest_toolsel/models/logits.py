@@ -66,7 +66,9 @@ def _log_probs_by_vocabulary_block(model, hidden, targets):
     return target_logits - peak - torch.log(total)
 
 
-def answer_log_probs(model, input_ids, attention_mask, labels, prefix_length: int, cache=None, prefix_gradient: bool = True):
+def answer_log_probs(
+    model, input_ids, attention_mask, labels, prefix_length: int, cache=None, prefix_gradient: bool = True
+):
     """Log-probabilities of the answer tokens, and the shifted labels they belong to.
 
     Returns (log_probs, targets): `targets` are the next-token labels of the positions the model

@@ -65,7 +65,7 @@ class Recipe:
     lora_target_modules: str = "all-linear"  # peft's name for every linear layer but the output layer
     # False: a batch's shared prompt prefix (a policy's developer turn) runs without gradient, its KV
     # cache a constant of the step; the loss is unchanged, the gradient stops at the prefix's keys and
-    # values. Saves the prefix's backward: a third of a Mobile Actions step's compute on a CPU.
+    # values. Saves the prefix's backward pass (whole runs on a 2-core CPU: 1.17x; docs/performance.md).
     prefix_gradient: bool = True
 
     def as_dict(self) -> dict[str, Any]:
