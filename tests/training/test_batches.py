@@ -51,9 +51,9 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     batches: list[set[tuple[int, ...]]] = []
     real_loss = trainer.weighted_answer_loss
 
-    def recording_loss(model, input_ids, attention_mask, labels, *head):
+    def recording_loss(model, input_ids, attention_mask, labels, *head, **options):
         batches.append({tuple(row[:40].tolist()) for row in input_ids})  # the start of the developer turn
-        return real_loss(model, input_ids, attention_mask, labels, *head)
+        return real_loss(model, input_ids, attention_mask, labels, *head, **options)
 
     monkeypatch.setattr(trainer, "weighted_answer_loss", recording_loss)
     weather = tmp_path / "weather.yaml"
@@ -76,14 +76,17 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     assert len(set().union(*batches)) == 2  # both policies were trained
 
 
-@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0}])
-def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch, weights):
-    given = []
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0, "prefix_gradient": False}])
+def test_the_recipes_digit_weight_and_prefix_gradient_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch,
+                                                                     weights):
+    given, options_given = [], []
     real_loss = trainer.weighted_answer_loss
 
-    def recording_loss(model, input_ids, attention_mask, labels, *head):
+    def recording_loss(model, input_ids, attention_mask, labels, *head, **options):
         given.append(head)
-        return real_loss(model, input_ids, attention_mask, labels, *head)
+        if model.training:
+            options_given.append(options["prefix_gradient"])
+        return real_loss(model, input_ids, attention_mask, labels, *head, **options)
 
     monkeypatch.setattr(trainer, "weighted_answer_loss", recording_loss)
     weather = tmp_path / "weather.yaml"
@@ -98,3 +101,4 @@ def test_the_recipes_digit_weight_reaches_the_loss(tmp_path, tiny_base, tiny_tok
     expected = {DigitWeight: weights["digit_weight"]} if weights["digit_weight"] != 1.0 else {}
     assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
     assert all(len(emphasis.token_ids) == 10 for emphasis in emphases)
+    assert set(options_given) == {weights.get("prefix_gradient", True)}

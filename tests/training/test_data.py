@@ -56,11 +56,11 @@ def trained_rows(monkeypatch):
     rows: list[tuple[list[int], list[int]]] = []
     real_loss = trainer.weighted_answer_loss
 
-    def recording_loss(model, input_ids, attention_mask, labels, *head):
+    def recording_loss(model, input_ids, attention_mask, labels, *head, **options):
         for ids, mask, row_labels in zip(input_ids, attention_mask, labels):
             keep = mask.bool()
             rows.append((ids[keep].tolist(), row_labels[keep].tolist()))
-        return real_loss(model, input_ids, attention_mask, labels, *head)
+        return real_loss(model, input_ids, attention_mask, labels, *head, **options)
 
     monkeypatch.setattr(trainer, "weighted_answer_loss", recording_loss)
     return rows
