@@ -10,7 +10,7 @@ import tiny
 import torch
 from conftest import LESSONS, STOCKS, TOOLS, WEATHER
 
-from pytest_toolsel.models.logits import answer_log_probs
+from pytest_toolsel.models.logits import IGNORED, answer_log_probs
 from pytest_toolsel.models.prefix import prefix_cache
 from pytest_toolsel.training.loss import (
     answer_head_weights,
@@ -98,7 +98,7 @@ def test_prefix_without_gradient_keeps_the_loss_and_leaves_out_only_the_prefix_p
     cache = prefix_cache(copy.deepcopy(model).base_model, input_ids[:1, : group.prefix_length])
     log_probs, targets = answer_log_probs(model, input_ids, mask, labels, group.prefix_length, cache=cache)
     weights = answer_head_weights(targets, 4, 5.0)
-    expected = -(log_probs * weights[targets != -100]).sum() / weights.sum()
+    expected = -(log_probs * weights[targets != IGNORED]).sum() / weights.sum()
     expected_grads = gradients(model, expected)
 
     assert constant.item() == pytest.approx(full.item(), rel=1e-6)
