@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -46,8 +47,21 @@ def test_any_batch_size_keeps_every_row(batch_size):
     assert sorted(PolicyBatchSampler(groups, batch_size, seed=0)) == list(range(12))
 
 
-def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, monkeypatch):
-    """Through the real trainer: each batch's rows start with one developer turn."""
+def test_passes_repeat_a_policys_rows_within_each_epoch():
+    groups = ["search"] * 6 + ["mobile"] * 10
+    sampler = PolicyBatchSampler(groups, batch_size=4, seed=3, passes={"search": 3})
+    assert len(sampler) == 28
+    for _ in range(2):  # every epoch
+        order = list(sampler)
+        assert sorted(order) == sorted(list(range(6)) * 3 + list(range(6, 16)))
+    # Passes of 1 are the plain order, row for row.
+    assert list(PolicyBatchSampler(groups, 4, seed=3, passes={"search": 1})) == list(PolicyBatchSampler(groups, 4, seed=3))
+
+
+@pytest.mark.parametrize("passes", [{}, {"contacts": 3}])
+def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, monkeypatch, passes):
+    """Through the real trainer: each batch's rows start with one developer turn; the recipe's
+    policy_passes repeat a policy's rows in each epoch."""
     batches: list[set[tuple[int, ...]]] = []
     real_loss = trainer.weighted_answer_loss
 
@@ -66,14 +80,29 @@ def test_the_trainer_feeds_the_loss_batches_of_one_policy(tmp_path, tiny_base, m
     contacts.write_text(case_file(
         "- prompt: held out\n  expect: create_contact\n",
         extra="train:\n" + "".join(f"  - prompt: Save person {i}\n    call: create_contact\n"
-                                   f"    args: {{first_name: P{i}, phone_number: '55{i}'}}\n" for i in range(4)),
+                                   f"    args: {{first_name: P{i}, phone_number: '55{i}'}}\n" for i in range(2)),
         tools=CONTACT_TOOLS_YAML,
     ))
-    trainer.train([load_suite(weather), load_suite(contacts)], str(tiny_base), tmp_path / "ckpt",
-                   fast_recipe(batch_size=2, epochs=2))
-    assert len(batches) == 8  # 8 rows, batches of 2, two epochs
+    suites = [load_suite(weather), load_suite(contacts)]
+    assert suites[1].policy == "contacts"
+    trainer.train(suites, str(tiny_base), tmp_path / "ckpt", fast_recipe(batch_size=2, epochs=2, policy_passes=passes))
     assert all(len(starts) == 1 for starts in batches), batches
-    assert len(set().union(*batches)) == 2  # both policies were trained
+    batches_per_policy = sorted(Counter(starts.pop() for starts in batches).values())
+    # Batches of 2 over two epochs: weather's 4 rows make 4; contacts' 2 rows make 2, or 6 with 3 passes an epoch.
+    assert batches_per_policy == ([2, 4] if not passes else [4, 6])
+
+
+def test_a_policy_the_recipe_names_but_no_case_file_declares_is_a_warning(tmp_path):
+    weather = tmp_path / "weather.yaml"
+    weather.write_text(case_file(
+        "- prompt: held out\n  expect: get_weather\n",
+        extra="train:\n  - prompt: Weather in Lima?\n    call: get_weather\n    args: {city: Lima}\n",
+    ))
+    suites = [load_suite(weather)]
+    with pytest.warns(UserWarning, match=r"policy_passes names 'wether', which no collected case file.*declared: 'weather'"):
+        passes = trainer.passes_by_case_file(fast_recipe(policy_passes={"wether": 2}), suites)
+    assert passes == {str(weather): 1}
+    assert trainer.passes_by_case_file(fast_recipe(policy_passes={"weather": 2}), suites) == {str(weather): 2}
 
 
 @pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0, "prefix_gradient": False}])

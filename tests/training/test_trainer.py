@@ -49,6 +49,14 @@ def test_recipe_overrides_are_typed_and_checked(tmp_path):
     for bad in ("no", 0, None):
         with pytest.raises(RecipeError, match=f"'prefix_gradient' must be true or false, got {bad!r}"):
             load_recipe(None, {"prefix_gradient": bad})
+    assert load_recipe(None, {"policy_passes": {"search": 2}}).policy_passes == {"search": 2}
+    assert load_recipe(None, dict([parse_override("policy_passes={search: 2}")])).policy_passes == {"search": 2}
+    assert load_recipe(None, {"policy_passes": None}).policy_passes == {}
+    for bad in ({"search": 0}, {"search": 1.5}, {"search": True}, {"search": "2"}):
+        with pytest.raises(RecipeError, match=r"'policy_passes': policy 'search' must map to a whole number of passes"):
+            load_recipe(None, {"policy_passes": bad})
+    with pytest.raises(RecipeError, match="'policy_passes' must map policy names to passes"):
+        load_recipe(None, {"policy_passes": 2})
 
 
 def test_training_records_are_conversational_prompt_completion(tmp_path):

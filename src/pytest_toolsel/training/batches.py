@@ -10,7 +10,7 @@ are shuffled together, so the order of policies is still random, step by step.
 from __future__ import annotations
 
 import random
-from typing import Hashable, Iterator, Sequence
+from typing import Hashable, Iterator, Mapping, Sequence
 
 
 class PolicyBatchSampler:
@@ -18,22 +18,24 @@ class PolicyBatchSampler:
 
     A policy's rows that do not fill a whole batch are pooled with the other policies' remainders
     into the last batches, so no row is dropped; the one short batch, if any, comes last, so that
-    every other batch the data loader cuts from this order is whole and of one policy. Each pass
-    (epoch) shuffles anew, from `seed` and the pass number: runs are repeatable.
+    every other batch the data loader cuts from this order is whole and of one policy. Each epoch
+    shuffles anew, from `seed` and the epoch number: runs are repeatable. A group named in `passes`
+    has its rows that many times an epoch, each pass shuffled on its own.
     """
 
-    def __init__(self, groups: Sequence[Hashable], batch_size: int, seed: int):
+    def __init__(self, groups: Sequence[Hashable], batch_size: int, seed: int, passes: Mapping[Hashable, int] | None = None):
         self.groups = list(groups)
         self.batch_size = batch_size
         self.seed = seed
-        self.passes = 0
+        self.passes = dict(passes or {})
+        self.epochs = 0
 
     def __len__(self) -> int:
-        return len(self.groups)
+        return sum(self.passes.get(group, 1) for group in self.groups)
 
     def __iter__(self) -> Iterator[int]:
-        rng = random.Random(f"{self.seed}-{self.passes}")
-        self.passes += 1
+        rng = random.Random(f"{self.seed}-{self.epochs}")
+        self.epochs += 1
         return iter([row for batch in self.batches(rng) for row in batch])
 
     def batches(self, rng: random.Random) -> list[list[int]]:
@@ -42,10 +44,16 @@ class PolicyBatchSampler:
             members.setdefault(group, []).append(row)
         size = self.batch_size
         whole, remainders = [], []
-        for rows in members.values():
-            rng.shuffle(rows)
+        for group, rows in members.items():
+            rows = [row for _ in range(self.passes.get(group, 1)) for row in _shuffled(rows, rng)]
             cut = len(rows) - len(rows) % size
             whole += [rows[start : start + size] for start in range(0, cut, size)]
             remainders += rows[cut:]
         rng.shuffle(whole)
         return whole + [remainders[start : start + size] for start in range(0, len(remainders), size)]
+
+
+def _shuffled(rows: list[int], rng: random.Random) -> list[int]:
+    rows = rows[:]
+    rng.shuffle(rows)
+    return rows

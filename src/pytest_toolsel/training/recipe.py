@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ class Recipe:
     # cache a constant of the step; the loss is unchanged, the gradient stops at the prefix's keys and
     # values. Saves the prefix's backward pass (whole runs on a 2-core CPU: 1.17x; docs/performance.md).
     prefix_gradient: bool = True
+    # Passes per epoch over one policy's rows, by the policy's name (a case file's `policy:`); a policy
+    # not named takes one. Each pass is shuffled anew. Lets a policy of short, cheap rows take more
+    # passes than one whose long prompts cost most of a step, without more epochs over both.
+    policy_passes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +92,8 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise RecipeError(f"{source}: recipe key '{key}' must be true or false, got {value!r}")
             checked[key] = value
+        elif isinstance(default, dict):
+            checked[key] = _passes_by_policy(key, value, source)
         elif key in TOKEN_COUNTS:
             checked[key] = _tokens_or_null(key, value, source)
         elif default is None or isinstance(default, str):
@@ -134,6 +140,20 @@ def _tokens_or_null(key: str, value: Any, source: str) -> int | None:
     if value is None or (whole and not isinstance(value, bool) and value > 0):
         return None if value is None else int(value)
     raise RecipeError(f"{source}: recipe key '{key}' must be a number of tokens or null, got {value!r}")
+
+
+def _passes_by_policy(key: str, value: Any, source: str) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{source}: recipe key '{key}' must map policy names to passes, like {{my-policy: 2}}, got {value!r}")
+    for policy, passes in value.items():
+        if not isinstance(policy, str) or isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+            raise RecipeError(
+                f"{source}: recipe key '{key}': policy {policy!r} must map to a whole number of passes of 1 or more, "
+                f"got {passes!r}"
+            )
+    return dict(value)
 
 
 def default_recipe_path(root: Path = Path(".")) -> Path | None:

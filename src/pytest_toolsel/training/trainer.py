@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,6 +83,22 @@ def sequence_length(recipe: Recipe, sourced: Sequence[SourcedRecord], rows: Sequ
     )
 
 
+def passes_by_case_file(recipe: Recipe, suites: Sequence[Suite]) -> dict[str, int]:
+    """The recipe's `policy_passes`, keyed as the rows' groups are (by case file). A policy the recipe
+    names that no collected file declares is a warning, not an error: running one case file of a
+    project whose recipe tunes several is ordinary, but a misspelt name should not go unseen."""
+    declared = {suite.policy for suite in suites if suite.train}
+    unknown = sorted(set(recipe.policy_passes) - declared)
+    if unknown:
+        warnings.warn(
+            f"recipe key policy_passes names {', '.join(map(repr, unknown))}, which no collected case file with training "
+            f"examples declares as its policy (declared: {', '.join(map(repr, sorted(declared)))}); "
+            "those passes are not used",
+            stacklevel=2,
+        )
+    return {str(suite.path): recipe.policy_passes.get(suite.policy, 1) for suite in suites if suite.train}
+
+
 def sft_config(recipe: Recipe, max_length: int, output_dir: Path, has_eval: bool, device):
     from trl import SFTConfig
 
@@ -130,15 +147,16 @@ def _weighted_trainer_class():
     class ToolChoiceSFTTrainer(SFTTrainer):
         """SFTTrainer whose loss weights the tool-choice tokens (see Recipe.tool_name_weight)."""
 
-        def __init__(self, *args, recipe: Recipe, row_policies: Sequence[str], **kwargs):
+        def __init__(self, *args, recipe: Recipe, row_policies: Sequence[str], policy_passes: dict[str, int], **kwargs):
             super().__init__(*args, **kwargs)
             self.recipe = recipe
             self.row_policies = row_policies
+            self.policy_passes = policy_passes
             self.emphases = loss_emphases(recipe, self.processing_class)
 
         def _get_train_sampler(self, train_dataset=None):
             # Batches of one policy each, so that the loss runs each batch's prefix once.
-            return PolicyBatchSampler(self.row_policies, self._train_batch_size, self.args.seed)
+            return PolicyBatchSampler(self.row_policies, self._train_batch_size, self.args.seed, self.policy_passes)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if return_outputs:
@@ -213,6 +231,7 @@ def train(
         trainer = _weighted_trainer_class()(
             recipe=recipe,
             row_policies=[policy for _, policy in train_pairs],
+            policy_passes=passes_by_case_file(recipe, suites),
             model=model,
             args=config,
             train_dataset=Dataset.from_list(train_rows),
