@@ -83,6 +83,12 @@ def sequence_length(recipe: Recipe, sourced: Sequence[SourcedRecord], rows: Sequ
     )
 
 
+def batch_group(suite: Suite) -> str:
+    """The group a suite's rows are batched in: its case file (two files may name one policy, but each
+    has its own tools and so its own developer turn, the prefix a batch shares)."""
+    return str(suite.path)
+
+
 def passes_by_case_file(recipe: Recipe, suites: Sequence[Suite]) -> dict[str, int]:
     """The recipe's `policy_passes`, keyed as the rows' groups are (by case file). A policy the recipe
     names that no collected file declares is a warning, not an error: running one case file of a
@@ -96,7 +102,7 @@ def passes_by_case_file(recipe: Recipe, suites: Sequence[Suite]) -> dict[str, in
             "those passes are not used",
             stacklevel=2,
         )
-    return {str(suite.path): recipe.policy_passes.get(suite.policy, 1) for suite in suites if suite.train}
+    return {batch_group(suite): recipe.policy_passes.get(suite.policy, 1) for suite in suites if suite.train}
 
 
 def sft_config(recipe: Recipe, max_length: int, output_dir: Path, has_eval: bool, device):
@@ -224,7 +230,7 @@ def train(
         # that carry input_ids, and Arrow then stores nothing but lists of ints.
         rows = [tokenized_row(tokenizer, example.record) for example in sourced]
         max_length = sequence_length(recipe, sourced, rows)
-        policies = [str(example.suite.path) for example in sourced]
+        policies = [batch_group(example.suite) for example in sourced]
         train_pairs, eval_pairs = split(list(zip(rows, policies)), recipe.eval_fraction, recipe.seed)
         train_rows, eval_rows = [row for row, _ in train_pairs], [row for row, _ in eval_pairs]
         config = sft_config(recipe, max_length, staging / "trainer", bool(eval_rows), pick_device(device))
