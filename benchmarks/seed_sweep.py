@@ -63,17 +63,17 @@ def recipes(args) -> dict[str, object]:
     return named
 
 
-# Recipe keys added after the sweep's first rows: left out of a fingerprint at their built-in default,
-# so that a recipe keeps its fingerprint (and its earlier seeds) across the code that added them.
-LATER_KEYS = ("prefix_gradient", "policy_passes")
+# Recipe keys added after the sweep's first rows, with the behaviour the code had before them: left
+# out of a fingerprint at that value, so that a recipe keeps its fingerprint (and its earlier seeds)
+# across the code that added them, whatever the built-in default becomes later.
+LATER_KEYS = {"prefix_gradient": True, "policy_passes": {}}
 
 
 def fingerprint(recipe) -> str:
     """The recipe's settings but the seed: rows of one fingerprint are seeds of one recipe."""
-    defaults = Recipe().as_dict()
     settings = {
         key: value for key, value in recipe.as_dict().items()
-        if key != "seed" and not (key in LATER_KEYS and value == defaults[key])
+        if key != "seed" and not (key in LATER_KEYS and value == LATER_KEYS[key])
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -146,3 +146,22 @@ def test_left_padded_rows_do_not_share_a_prefix_across_a_short_window(tiny_token
     monkeypatch.setattr(model.base_model, "forward", width_recording(model.base_model.forward, widths))
     weighted_answer_loss(model, *flipped, 4, 5.0)
     assert widths == [input_ids.size(1)]  # one plain forward of the whole batch
+
+
+def test_a_token_count_keeps_the_gradient_of_prefixes_up_to_that_length_only(tiny_tokenizer):
+    """`prefix_gradient: N`: a prefix of at most N tokens trains as with `true`, a longer one as with `false`."""
+    rows = tiny.lesson_texts(LESSONS, TOOLS)
+    input_ids, mask, labels = tiny.answer_batch(tiny_tokenizer, rows[:4])
+    (group,) = prefix_groups(input_ids, labels)
+    model = tiny.build_model(tiny_tokenizer, seed=3)
+    model.train()
+
+    def grads(setting):
+        return gradients(model, weighted_answer_loss(model, input_ids, mask, labels, 4, 5.0, prefix_gradient=setting))
+
+    full, constant = grads(True), grads(False)
+    for setting, expected in ((group.prefix_length, full), (group.prefix_length - 1, constant)):
+        actual = grads(setting)
+        for name, grad in expected.items():
+            torch.testing.assert_close(actual[name], grad, rtol=1e-5, atol=1e-7, msg=f"{setting}: {name}")
+    assert any(not torch.allclose(full[name], constant[name], atol=1e-6) for name in full)

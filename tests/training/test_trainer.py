@@ -46,8 +46,9 @@ def test_recipe_overrides_are_typed_and_checked(tmp_path):
     with pytest.raises(RecipeError, match="'learning_rate' must be a number"):
         load_recipe(None, {"learning_rate": "fast"})
     assert load_recipe(None, {"prefix_gradient": False}).prefix_gradient is False
-    for bad in ("no", 0, None):
-        with pytest.raises(RecipeError, match=f"'prefix_gradient' must be true or false, got {bad!r}"):
+    assert load_recipe(None, dict([parse_override("prefix_gradient=256")])).prefix_gradient == 256
+    for bad in ("no", 0, -5, 2.5, None):
+        with pytest.raises(RecipeError, match=f"'prefix_gradient' must be true, false or a positive number of tokens, got {bad!r}"):
             load_recipe(None, {"prefix_gradient": bad})
     assert load_recipe(None, {"policy_passes": {"search": 2}}).policy_passes == {"search": 2}
     assert load_recipe(None, dict([parse_override("policy_passes={search: 2}")])).policy_passes == {"search": 2}

@@ -37,8 +37,40 @@ def target_log_probs(model, hidden, targets):
 
     if not torch.is_grad_enabled():
         return _log_probs_by_vocabulary_block(model, hidden, targets)
-    logits = output_logits(model, hidden).float()
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1))[:, 0]
+    return _picked_log_softmax(output_logits(model, hidden).float(), targets)
+
+
+POSITION_BLOCK = 32  # logits rows per pass of the log-softmax: 32 x 262k floats stay in the cache
+
+
+def _picked_log_softmax(logits, targets):
+    """`log_softmax(logits).gather(targets)` in one autograd node that writes no other
+    [positions, vocabulary] tensor: a few hundred answer positions' logits are ~400 MB, and the
+    composed version allocates, fills and reads three more of those per step (log-softmax's output,
+    the gather's dense gradient, the log-softmax gradient), which took as long on a 2-core CPU as
+    the output layer's products themselves."""
+    import torch
+
+    class PickedLogSoftmax(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, logits, targets):
+            norms = torch.cat([torch.logsumexp(block, dim=-1) for block in logits.split(POSITION_BLOCK)])
+            ctx.save_for_backward(logits, targets, norms)
+            return logits.gather(-1, targets.unsqueeze(-1))[:, 0] - norms
+
+        @staticmethod
+        def backward(ctx, grad):
+            logits, targets, norms = ctx.saved_tensors
+            # d/dlogits of (logit[target] - logsumexp) = onehot(target) - softmax, computed in place
+            # in the saved logits: nothing reads them after this node (a second backward through
+            # this graph would fail autograd's version check instead of reading them changed).
+            for begin in range(0, logits.size(0), POSITION_BLOCK):
+                rows = slice(begin, begin + POSITION_BLOCK)
+                logits[rows].sub_(norms[rows, None]).exp_().mul_(-grad[rows, None])
+            logits.scatter_add_(-1, targets.unsqueeze(-1), grad.unsqueeze(-1).to(logits.dtype))
+            return logits, None
+
+    return PickedLogSoftmax.apply(logits, targets)
 
 
 VOCABULARY_BLOCK = 16384  # output-layer rows per product when no gradient is needed

@@ -83,11 +83,11 @@ class ControlRows:
         return torch.where(mine.unsqueeze(-1), rows.to(output.dtype), output)
 
     def _project(self, module, inputs, output):
-        hidden = inputs[0]
-        columns = hidden @ self.values.to(hidden.dtype).t()
-        if getattr(module, "bias", None) is not None:
-            columns = columns + module.bias[self.rows.to(hidden.device)]
-        return output.index_copy(-1, self.rows.to(output.device), columns.to(output.dtype))
+        # The matrix's rows hold the values already (`_sync`), so the logits are right as they are;
+        # what the layer cannot do is pass their gradient to `values`. A node that returns the
+        # logits unchanged and adds that gradient does it without copying the [positions, 262k]
+        # logits forward and backward, as replacing their columns would.
+        return _columns_gradient(output, inputs[0], self.values, self.rows.to(output.device))
 
     def merge(self) -> None:
         """Write the trained rows into the matrix for good and leave a plain model behind."""
@@ -99,4 +99,26 @@ class ControlRows:
             del self.model._parameters[self.PARAMETER]
         for weight in self.matrices.values():
             weight.requires_grad_(True)
+
+
+def _columns_gradient(logits, hidden, values, rows):
+    """`logits` unchanged; backward, also the gradient of `values` as if `logits[..., rows]` had been
+    computed as `hidden @ values.T` (the gradient to `hidden` flows through the output layer,
+    whose rows `rows` equal `values`)."""
+    import torch
+
+    class ColumnsGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, logits, hidden, values):
+            ctx.save_for_backward(hidden)
+            return logits.view_as(logits)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (hidden,) = ctx.saved_tensors
+            columns = grad.index_select(-1, rows).reshape(-1, len(rows))
+            values_grad = columns.t().to(hidden.dtype) @ hidden.reshape(-1, hidden.size(-1))
+            return grad, None, values_grad.to(values.dtype)
+
+    return ColumnsGradient.apply(logits, hidden, values)
 

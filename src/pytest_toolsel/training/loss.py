@@ -119,13 +119,22 @@ def right_padded(attention_mask) -> bool:
     return bool(torch.all(attention_mask[:, 1:] <= attention_mask[:, :-1]))
 
 
+def keeps_prefix_gradient(prefix_gradient: bool | int, prefix_length: int) -> bool:
+    """The recipe's `prefix_gradient` for one shared prefix: True or False for all, or a token count
+    up to which a prefix keeps its gradient."""
+    if isinstance(prefix_gradient, bool):
+        return prefix_gradient
+    return prefix_length <= prefix_gradient
+
+
 def weighted_answer_loss(
     model, input_ids, attention_mask, labels, head_tokens: int, head_weight: float, emphases: tuple = (),
-    prefix_gradient: bool = True,
+    prefix_gradient: bool | int = True,
 ):
     """Weighted mean negative log-likelihood of the answer tokens (see `answer_head_weights`).
 
-    `prefix_gradient` False: each group's shared prefix runs without gradient (see `answer_log_probs`)."""
+    `prefix_gradient` False: each group's shared prefix runs without gradient (see `answer_log_probs`);
+    a number N: only prefixes longer than N tokens do."""
     import torch
 
     padded_right = right_padded(attention_mask)
@@ -142,7 +151,8 @@ def weighted_answer_loss(
             width = int(mask.sum(dim=1).max())
             ids, mask, group_labels = ids[:, :width], mask[:, :width], group_labels[:, :width]
         log_probs, targets = answer_log_probs(
-            model, ids, mask, group_labels, group.prefix_length, prefix_gradient=prefix_gradient
+            model, ids, mask, group_labels, group.prefix_length,
+            prefix_gradient=keeps_prefix_gradient(prefix_gradient, group.prefix_length),
         )
         weights = answer_head_weights(targets, head_tokens, head_weight, emphases)
         total = total + (log_probs * weights[targets != IGNORED]).sum()

@@ -16,6 +16,8 @@ DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 CHOICES = {"token_init": ("words", "quote", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
 # The recipe keys that are a positive number of tokens or null.
 TOKEN_COUNTS = ("max_length",)
+# Keys that take true, false or a number of tokens.
+TRUE_FALSE_OR_TOKENS = ("prefix_gradient",)
 # Keys that recipes once had, with why they are gone: a recipe that still sets one is told so.
 REMOVED = {
     "value_weight": "extra loss weight on argument values measured worse on every setting tried (docs/results.md)",
@@ -66,7 +68,9 @@ class Recipe:
     # False: a batch's shared prompt prefix (a policy's developer turn) runs without gradient, its KV
     # cache a constant of the step; the loss is unchanged, the gradient stops at the prefix's keys and
     # values. Saves the prefix's backward pass (whole runs on a 2-core CPU: 1.17x; docs/performance.md).
-    prefix_gradient: bool = True
+    # A whole number N: prefixes of at most N tokens keep their gradient, longer ones run without it
+    # (a short developer turn costs little backward; a long one, seven tool declarations, costs most).
+    prefix_gradient: bool | int = True
     # Passes per epoch over one policy's rows, by the policy's name (a case file's `policy:`); a policy
     # not named takes one. Each pass is shuffled anew. Lets a policy of short, cheap rows take more
     # passes than one whose long prompts cost most of a step, without more epochs over both.
@@ -88,7 +92,9 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
         if key not in types:
             raise RecipeError(f"{source}: unknown recipe key '{key}' (known: {', '.join(types)})")
         default = getattr(Recipe(), key)
-        if isinstance(default, bool):
+        if key in TRUE_FALSE_OR_TOKENS:
+            checked[key] = _true_false_or_tokens(key, value, source)
+        elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise RecipeError(f"{source}: recipe key '{key}' must be true or false, got {value!r}")
             checked[key] = value
@@ -133,6 +139,15 @@ def _consistent(recipe: "Recipe", source: str) -> "Recipe":
             f"but weight_decay {recipe.weight_decay} would shrink them every step; set weight_decay to 0"
         )
     return recipe
+
+
+def _true_false_or_tokens(key: str, value: Any, source: str) -> bool | int:
+    if isinstance(value, bool):
+        return value
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if whole and value > 0:
+        return int(value)
+    raise RecipeError(f"{source}: recipe key '{key}' must be true, false or a positive number of tokens, got {value!r}")
 
 
 def _tokens_or_null(key: str, value: Any, source: str) -> int | None:
