@@ -4,8 +4,10 @@ One batch of 8 training rows of one policy, tokenized as training tokenizes them
 backward pass timed with the developer turn run once per batch (what training does: rows are
 right-padded, so the reuse is exact even where the prefix is longer than Gemma 3's 512-token
 sliding window) and with every row run in full (what training did before for rows past the window),
-and with the prefix run once without gradient (the recipe's `prefix_gradient: false`). The losses
-are printed, and must agree. The default policy, Mobile Actions, has ~650-token prompts.
+and with the prefix run once without gradient (the recipe's `prefix_gradient: false`), that last
+also with the answers' log-softmax as the composed ops it replaced. The losses are printed, and must
+agree. The embedding matrix is frozen but for the control tokens' rows, as training has it. The
+default policy, Mobile Actions, has ~650-token prompts.
 
     python benchmarks/train_step_speed.py                      # embedded Gemma 3 270M base
     python benchmarks/train_step_speed.py --case-file cases/search_policy.yaml
@@ -21,10 +23,12 @@ import torch
 
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.functiongemma.base_prep import prepare_for_function_calling
+from pytest_toolsel.models import logits
 from pytest_toolsel.models.embedded import EMBEDDED_ALIAS
 from pytest_toolsel.models.loading import resolve
 from pytest_toolsel.training import loss as training_loss
 from pytest_toolsel.training.data import tokenized_row, training_records
+from pytest_toolsel.training.embeddings import ControlRows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +68,9 @@ def main() -> None:
     source = resolve(args.base_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    prepare_for_function_calling(model, tokenizer)
+    added = prepare_for_function_calling(model, tokenizer)
+    # As training does with `train_embeddings: control`: the embedding matrix frozen, its new rows trained.
+    ControlRows(model, added.values())
     model.train()
     records = training_records([load_suite(args.case_file)])[: args.rows]
     ids, mask, labels = batch(tokenizer, [tokenized_row(tokenizer, record) for record in records])
@@ -75,6 +81,11 @@ def main() -> None:
     shared, shared_loss = timed_step(model, ids, mask, labels, args.repeats)
     # The recipe's `prefix_gradient: false`: the same loss, the prefix's backward left out.
     constant, constant_loss = timed_step(model, ids, mask, labels, args.repeats, prefix_gradient=False)
+    # The answers' log-softmax as composed ops (log_softmax, then gather), as training ran it before.
+    fused_log_softmax = logits._picked_log_softmax
+    logits._picked_log_softmax = lambda values, targets: torch.log_softmax(values, -1).gather(-1, targets[:, None])[:, 0]
+    composed, composed_loss = timed_step(model, ids, mask, labels, args.repeats, prefix_gradient=False)
+    logits._picked_log_softmax = fused_log_softmax
     # The rule training used before: rows past the window ran in full.
     training_loss.right_padded = lambda attention_mask: False
     plain, plain_loss = timed_step(model, ids, mask, labels, args.repeats)
@@ -82,6 +93,8 @@ def main() -> None:
     print(f"loss + backward, every row in full:          {plain:.1f} s (loss {plain_loss:.6f})")
     print(f"loss + backward, prefix once and without gradient (prefix_gradient: false): {constant:.1f} s "
           f"(loss {constant_loss:.6f}) = {shared / constant:.2f}x the prefix-shared step")
+    print(f"the same with the log-softmax as composed ops: {composed:.1f} s (loss {composed_loss:.6f}); "
+          f"the one-node log-softmax {composed / constant:.2f}x")
     print(f"speed-up: {plain / shared:.1f}x; losses differ by {abs(plain_loss - shared_loss):.2e}")
 
 
