@@ -24,12 +24,14 @@ class ControlRows:
     """Trainable values of a few rows of a frozen, possibly tied, embedding matrix.
 
     `values` (a `torch.nn.Parameter`, registered on the model so that the trainer's optimiser
-    steps it) starts as the matrix's rows. Forward hooks put it in place of those rows: in the
-    input embeddings (scaled as the embedding layer scales its output) and in the output layer's
-    logits (before any soft-capping, which the model applies after its head). Each forward first
-    copies the current values into the frozen matrix too, so that code reading the matrix directly
-    (scoring a slice of the vocabulary, generation) sees them; `merge` does that one last time,
-    after the final optimiser step, and removes the hooks: the model is then a plain model again.
+    steps it) starts as the matrix's rows. Each forward first copies the current values into the
+    frozen matrix (the input embeddings' hook, which runs before the output layer), so that the
+    output layer and code reading the matrix directly (scoring a slice of the vocabulary,
+    generation) see them. Forward hooks then give `values` its gradient: in the input embeddings
+    they put it in place of those rows (scaled as the embedding layer scales its output); in the
+    output layer's logits (before any soft-capping, which the model applies after its head) a node
+    adds the gradient of those columns to it. `merge` copies one last time, after the final
+    optimiser step, and removes the hooks: the model is then a plain model again.
 
     Loss and gradients equal those of training the whole matrix with every other row's gradient
     masked to zero (tested), and with weight decay 0 AdamW's updates of the rows are equal too.
