@@ -141,19 +141,25 @@ def _consistent(recipe: "Recipe", source: str) -> "Recipe":
     return recipe
 
 
+def _is_token_count(value: Any) -> bool:
+    """A positive whole number (600 or 600.0), not true or false."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return whole and not isinstance(value, bool) and value > 0
+
+
 def _true_false_or_tokens(key: str, value: Any, source: str) -> bool | int:
     if isinstance(value, bool):
         return value
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if whole and value > 0:
+    if _is_token_count(value):
         return int(value)
     raise RecipeError(f"{source}: recipe key '{key}' must be true, false or a positive number of tokens, got {value!r}")
 
 
 def _tokens_or_null(key: str, value: Any, source: str) -> int | None:
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if value is None or (whole and not isinstance(value, bool) and value > 0):
-        return None if value is None else int(value)
+    if value is None:
+        return None
+    if _is_token_count(value):
+        return int(value)
     raise RecipeError(f"{source}: recipe key '{key}' must be a number of tokens or null, got {value!r}")
 
 
