@@ -78,18 +78,24 @@ def fingerprint(recipe) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def scores(checkpoint: Path) -> dict[str, list[int]]:
+def scores(checkpoint: Path) -> tuple[dict[str, list[int]], dict[str, dict[str, str]]]:
+    """Passed and total cases per column, and each held-out set's misses (case id: the answer), so
+    that runs can be compared miss by miss: the same cases missed by every seed are the recipe's,
+    cases that come and go are the seed's."""
     suites = {name: load_suite(path) for name, path in HELD_OUT.items()}
     cases = [(suite, case) for suite in suites.values() for case in suite.cases]
     result = evaluate(str(checkpoint), lambda: load_model(str(checkpoint)), cases, GenerationSettings())
     found = {name: [0, 0] for name in COLUMNS}
+    missed: dict[str, dict[str, str]] = {name: {} for name in HELD_OUT}
     for outcome in result.outcomes:
         name = next(key for key, suite in suites.items() if suite.path == outcome.suite.path)
         found[name][0] += outcome.passed
         found[name][1] += 1
+        if not outcome.passed:
+            missed[name][outcome.case.id] = outcome.output
     mobile = [o for o in result.outcomes if o.suite.path == suites["mobile_actions"].path]
     found["mobile_exact"] = list(exact_counts(mobile))
-    return found
+    return found, missed
 
 
 def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
@@ -100,11 +106,11 @@ def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
         trained = train(suites, base_model, workdir / "checkpoint", recipe)
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        found = scores(trained.checkpoint)
+        found, missed = scores(trained.checkpoint)
         eval_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return sweep_row(name, recipe, trained.metadata, seconds, found, eval_seconds, commit)
+    return sweep_row(name, recipe, trained.metadata, seconds, found, missed, eval_seconds, commit)
 
 
 def score_checkpoint(name: str, checkpoint: Path, commit: str) -> dict:
@@ -115,11 +121,12 @@ def score_checkpoint(name: str, checkpoint: Path, commit: str) -> dict:
         raise SystemExit(f"{checkpoint}: no training metadata ({METADATA_FILE}); only checkpoints trained by pytest-toolsel can be scored")
     recipe = Recipe().with_overrides(metadata["recipe"], str(checkpoint / METADATA_FILE))
     started = time.perf_counter()
-    found = scores(checkpoint)
-    return sweep_row(name, recipe, metadata, metadata["train_seconds"], found, time.perf_counter() - started, commit)
+    found, missed = scores(checkpoint)
+    return sweep_row(name, recipe, metadata, metadata["train_seconds"], found, missed, time.perf_counter() - started, commit)
 
 
-def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: dict, eval_seconds: float, commit: str) -> dict:
+def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: dict, missed: dict, eval_seconds: float,
+              commit: str) -> dict:
     history = metadata["log_history"]
     return {
         "recipe": name,
@@ -132,6 +139,7 @@ def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: di
         "steps": max((entry.get("step", 0) for entry in history), default=0),
         "eval_loss": [round(entry["eval_loss"], 4) for entry in history if "eval_loss" in entry],
         "scores": found,
+        "missed": missed,
         "commit": commit,
         "bf16": metadata.get("bf16"),
     }

@@ -105,7 +105,8 @@ def test_a_policy_the_recipe_names_but_no_case_file_declares_is_a_warning(tmp_pa
     assert trainer.passes_by_case_file(fast_recipe(policy_passes={"weather": 2}), suites) == {str(weather): 2}
 
 
-@pytest.mark.parametrize("weights", [{"digit_weight": 1.0}, {"digit_weight": 3.0, "prefix_gradient": False}])
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0, "prefix_gradient": True},
+                                     {"digit_weight": 3.0, "prefix_gradient": False}])
 def test_the_recipes_digit_weight_and_prefix_gradient_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch,
                                                                      weights):
     given, options_given = [], []
@@ -130,4 +131,4 @@ def test_the_recipes_digit_weight_and_prefix_gradient_reach_the_loss(tmp_path, t
     expected = {DigitWeight: weights["digit_weight"]} if weights["digit_weight"] != 1.0 else {}
     assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
     assert all(len(emphasis.token_ids) == 10 for emphasis in emphases)
-    assert set(options_given) == {weights.get("prefix_gradient", True)}
+    assert set(options_given) == {weights["prefix_gradient"]}
