@@ -11,7 +11,7 @@ from conftest import case_file
 from pytest_toolsel.cases.yaml_source import load_suite
 from pytest_toolsel.training import trainer
 from pytest_toolsel.training.batches import PolicyBatchSampler
-from pytest_toolsel.training.loss import DigitWeight
+from pytest_toolsel.training.loss import ArgumentEndWeight, DigitWeight
 from test_data import CONTACT_TOOLS_YAML, fast_recipe
 
 
@@ -105,9 +105,9 @@ def test_a_policy_the_recipe_names_but_no_case_file_declares_is_a_warning(tmp_pa
     assert trainer.passes_by_case_file(fast_recipe(policy_passes={"weather": 2}), suites) == {str(weather): 2}
 
 
-@pytest.mark.parametrize("weights", [{"digit_weight": 1.0, "prefix_gradient": True},
-                                     {"digit_weight": 3.0, "prefix_gradient": False}])
-def test_the_recipes_digit_weight_and_prefix_gradient_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch,
+@pytest.mark.parametrize("weights", [{"digit_weight": 1.0, "argument_end_weight": 1.0, "prefix_gradient": True},
+                                     {"digit_weight": 3.0, "argument_end_weight": 4.0, "prefix_gradient": False}])
+def test_the_recipes_loss_weights_and_prefix_gradient_reach_the_loss(tmp_path, tiny_base, tiny_tokenizer, monkeypatch,
                                                                      weights):
     given, options_given = [], []
     real_loss = trainer.weighted_answer_loss
@@ -128,7 +128,8 @@ def test_the_recipes_digit_weight_and_prefix_gradient_reach_the_loss(tmp_path, t
     (head_tokens, head_weight, emphases), = set(given)
     assert (head_tokens, head_weight) == (8, 5.0)
     # A weight of 1 adds nothing to the loss; each other weight adds its own emphasis.
-    expected = {DigitWeight: weights["digit_weight"]} if weights["digit_weight"] != 1.0 else {}
+    expected = {kind: weights[key] for kind, key in ((DigitWeight, "digit_weight"), (ArgumentEndWeight, "argument_end_weight"))
+                if weights[key] != 1.0}
     assert {type(emphasis): emphasis.weight for emphasis in emphases} == expected
-    assert all(len(emphasis.token_ids) == 10 for emphasis in emphases)
+    assert all(len(emphasis.token_ids) == 10 for emphasis in emphases if isinstance(emphasis, DigitWeight))
     assert set(options_given) == {weights["prefix_gradient"]}

@@ -193,6 +193,27 @@ def test_digit_weight_raises_digit_labels_outside_the_head_and_never_lowers_the_
     assert weights.tolist() == [[0, 4, 4, 3, 1, 3, 0]]
 
 
+def test_argument_end_weight_lands_on_the_token_after_each_closing_escape_only(tiny_tokenizer):
+    import torch
+
+    from pytest_toolsel.training.loss import ArgumentEndWeight, answer_head_weights, loss_emphases
+
+    answer = "<start_function_call>call:send_email{body:<escape>Hi, there}<escape>,to:<escape>a@b.c<escape>}<end_function_call>"
+    ids = tiny_tokenizer(answer, add_special_tokens=False)["input_ids"]
+    tokens = tiny_tokenizer.convert_ids_to_tokens(ids)
+    labels = torch.tensor([[-100, *ids]])
+    (emphasis,) = loss_emphases(Recipe(digit_weight=1.0, argument_end_weight=6.0), tiny_tokenizer)
+    assert isinstance(emphasis, ArgumentEndWeight)
+    weights = answer_head_weights(labels, head_tokens=0, weight=1.0, emphases=(emphasis,))[0, 1:].tolist()
+    weighted = [(position, tokens[position]) for position, weight in enumerate(weights) if weight == 6.0]
+    escapes = [position for position, token in enumerate(tokens) if token == "<escape>"]
+    # After the 2nd and the 4th <escape> (those that close a value): the ',' to the next argument
+    # and the '}' that ends the call. Not the ',' and '}' inside the body, not after opening escapes.
+    assert weighted == [(escapes[1] + 1, ","), (escapes[3] + 1, "}")]
+    assert set(weights) == {1.0, 6.0}
+    assert loss_emphases(Recipe(digit_weight=1.0), tiny_tokenizer) == ()
+
+
 def test_removed_recipe_keys_are_refused_by_name():
     for key in ("value_weight", "value_tokens"):
         with pytest.raises(RecipeError, match=f"recipe key '{key}' was removed: .*; delete it from the recipe"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..functiongemma.chat_format import ESCAPE
 from ..models.logits import IGNORED, answer_log_probs
 from ..models.prefix import attends_to_everything, common_prefix_length
 
@@ -48,22 +49,54 @@ class DigitWeight:
         return torch.isin(labels, torch.tensor(self.token_ids, device=labels.device))
 
 
+@dataclass(frozen=True)
+class ArgumentEndWeight:
+    """Extra loss weight on the token right after a string argument's closing `<escape>`: `,` when
+    another argument follows, `}` when the call ends there. Which of its arguments a call carries is
+    decided at these tokens, one each, and they were where contacts lost the phone number their
+    request gave: the call ended after `last_name` (keys are sorted, so `phone_number` comes last).
+    A value that itself begins with `,` or `}` gets the weight on that character too."""
+
+    escape_id: int
+    end_ids: tuple[int, ...]
+    weight: float
+
+    def positions(self, labels):
+        import torch
+
+        after_escape = torch.zeros_like(labels, dtype=torch.bool)
+        after_escape[:, 1:] = labels[:, :-1] == self.escape_id
+        return after_escape & torch.isin(labels, torch.tensor(self.end_ids, device=labels.device))
+
+
 def loss_emphases(recipe, tokenizer) -> tuple:
     """The recipe's extra loss weights that are on (a weight of 1 adds nothing)."""
     emphases = []
     if recipe.digit_weight != 1.0:
         emphases.append(DigitWeight(digit_token_ids(tokenizer), recipe.digit_weight))
+    if recipe.argument_end_weight != 1.0:
+        escape, *ends = (known_token_id(tokenizer, token) for token in (ESCAPE, ",", "}"))
+        emphases.append(ArgumentEndWeight(escape, tuple(ends), recipe.argument_end_weight))
     return tuple(emphases)
+
+
+def known_token_id(tokenizer, token: str) -> int:
+    """The id of a token that the tokenizer must have as one token of its vocabulary."""
+    found = token_id(tokenizer, token)
+    if found is None:
+        raise ValueError(f"the tokenizer has no token {token!r}, which argument_end_weight needs")
+    return found
 
 
 def digit_token_ids(tokenizer) -> tuple[int, ...]:
     """The ids of the tokens "0" to "9" that the tokenizer has (each digit its own token)."""
-    ids = []
-    for digit in "0123456789":
-        found = tokenizer.convert_tokens_to_ids(digit)
-        if isinstance(found, int) and found != tokenizer.unk_token_id:
-            ids.append(found)
-    return tuple(ids)
+    return tuple(found for found in (token_id(tokenizer, digit) for digit in "0123456789") if found is not None)
+
+
+def token_id(tokenizer, token: str) -> int | None:
+    """The id of `token` as one token of the vocabulary, None if the tokenizer has no such token."""
+    found = tokenizer.convert_tokens_to_ids(token)
+    return found if isinstance(found, int) and found != tokenizer.unk_token_id else None
 
 
 @dataclass(frozen=True)

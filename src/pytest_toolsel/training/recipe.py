@@ -54,6 +54,9 @@ class Recipe:
     tool_name_tokens: int = 8
     # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
     digit_weight: float = 3.0
+    # Loss weight of the token after each string argument (`,`: another follows; `}`: the call ends);
+    # 1: no extra weight. See loss.ArgumentEndWeight.
+    argument_end_weight: float = 1.0
     eval_fraction: float = 0.1
     seed: int = 42
     # "auto": bf16 mixed precision on a GPU that supports it, fp32 elsewhere (see training/precision.py);
