@@ -28,7 +28,7 @@ def test_shipped_recipe_is_valid_and_complete():
     shipped = json.loads(json.dumps(recipe.as_dict()))
     assert set(shipped) == set(Recipe().as_dict())
     assert recipe == Recipe()  # a project without tuning/recipe.yaml trains the same way
-    assert recipe.learning_rate == pytest.approx(1e-4)
+    assert recipe.learning_rate == pytest.approx(7e-5)
 
 
 def test_recipe_overrides_are_typed_and_checked(tmp_path):
@@ -211,7 +211,7 @@ def test_argument_end_weight_lands_on_the_token_after_each_closing_escape_only(t
     # and the '}' that ends the call. Not the ',' and '}' inside the body, not after opening escapes.
     assert weighted == [(escapes[1] + 1, ","), (escapes[3] + 1, "}")]
     assert set(weights) == {1.0, 6.0}
-    assert loss_emphases(Recipe(digit_weight=1.0), tiny_tokenizer) == ()
+    assert loss_emphases(Recipe(digit_weight=1.0, argument_end_weight=1.0), tiny_tokenizer) == ()
 
 
 def test_removed_recipe_keys_are_refused_by_name():
