@@ -5,8 +5,9 @@ backward pass timed with the developer turn run once per batch (what training do
 right-padded, so the reuse is exact even where the prefix is longer than Gemma 3's 512-token
 sliding window) and with every row run in full (what training did before for rows past the window),
 and with the prefix run once without gradient (the recipe's `prefix_gradient: false`), that last
-also with the answers' log-softmax as the composed ops it replaced. The losses are printed, and must
-agree. The embedding matrix is frozen but for the control tokens' rows, as training has it. The
+also under bf16 autocast (the recipe's `precision: bf16`) and with the answers' log-softmax as the
+composed ops it replaced. The losses are printed, and must agree (bf16's to its rounding, about
+1e-3). The embedding matrix is frozen but for the control tokens' rows, as training has it. The
 default policy, Mobile Actions, has ~650-token prompts.
 
     python benchmarks/train_step_speed.py                      # embedded Gemma 3 270M base
@@ -44,13 +45,15 @@ def batch(tokenizer, rows: list[dict]):
     return ids, mask, labels
 
 
-def timed_step(model, ids, mask, labels, repeats: int, prefix_gradient: bool = True) -> tuple[float, float]:
-    """Best wall time of loss + backward over `repeats` tries, and the loss."""
+def timed_step(model, ids, mask, labels, repeats: int, prefix_gradient: bool = True, bf16: bool = False) -> tuple[float, float]:
+    """Best wall time of loss + backward over `repeats` tries, and the loss; `bf16`: under bf16 autocast, as
+    training runs with `precision: bf16`."""
     best, loss = float("inf"), None
     for _ in range(repeats):
         model.zero_grad(set_to_none=True)
         started = time.perf_counter()
-        loss = training_loss.weighted_answer_loss(model, ids, mask, labels, 8, 5.0, prefix_gradient=prefix_gradient)
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = training_loss.weighted_answer_loss(model, ids, mask, labels, 8, 5.0, prefix_gradient=prefix_gradient)
         loss.backward()
         best = min(best, time.perf_counter() - started)
     return best, loss.item()
@@ -81,6 +84,8 @@ def main() -> None:
     shared, shared_loss = timed_step(model, ids, mask, labels, args.repeats)
     # The recipe's `prefix_gradient: false`: the same loss, the prefix's backward left out.
     constant, constant_loss = timed_step(model, ids, mask, labels, args.repeats, prefix_gradient=False)
+    # The recipe's `precision: bf16`: the same step with the matrix products in bfloat16.
+    bf16, bf16_loss = timed_step(model, ids, mask, labels, args.repeats, prefix_gradient=False, bf16=True)
     # The answers' log-softmax as composed ops (log_softmax, then gather), as training ran it before.
     fused_log_softmax = logits._picked_log_softmax
     logits._picked_log_softmax = lambda values, targets: torch.log_softmax(values, -1).gather(-1, targets[:, None])[:, 0]
@@ -93,6 +98,8 @@ def main() -> None:
     print(f"loss + backward, every row in full:          {plain:.1f} s (loss {plain_loss:.6f})")
     print(f"loss + backward, prefix once and without gradient (prefix_gradient: false): {constant:.1f} s "
           f"(loss {constant_loss:.6f}) = {shared / constant:.2f}x the prefix-shared step")
+    print(f"the same under bf16 autocast (precision: bf16): {bf16:.1f} s (loss {bf16_loss:.6f}) = "
+          f"{constant / bf16:.2f}x the float32 step")
     print(f"the same with the log-softmax as composed ops: {composed:.1f} s (loss {composed_loss:.6f}); "
           f"the one-node log-softmax {composed / constant:.2f}x")
     print(f"speed-up: {plain / shared:.1f}x; losses differ by {abs(plain_loss - shared_loss):.2e}")
