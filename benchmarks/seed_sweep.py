@@ -11,7 +11,8 @@ gates on, plus the generalisation set:
 
 Each (recipe, seed) trains the shipped case files' examples with `pytest_toolsel.training.train`,
 exactly as `pytest cases/` does, into a temporary directory, is scored, and is appended to the
-results file at once: a sweep that is stopped resumes where it was (rows already there are skipped).
+results file at once: a sweep that is stopped resumes where it was (rows of the same settings, seed and
+training case files already there are skipped).
 
     python benchmarks/seed_sweep.py --recipe tuning/recipe.yaml --seeds 42 7 1
     python benchmarks/seed_sweep.py --recipe tuning/recipe.yaml --recipe tuning/recipes/previous-default.yaml \\
@@ -78,6 +79,14 @@ def fingerprint(recipe) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def data_fingerprint(paths=TRAIN_FILES) -> str:
+    """The case files the recipes train on: the same settings over other examples are another recipe."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def scores(checkpoint: Path) -> tuple[dict[str, list[int]], dict[str, dict[str, str]]]:
     """Passed and total cases per column, and each held-out set's misses (case id: the answer), so
     that runs can be compared miss by miss: the same cases missed by every seed are the recipe's,
@@ -131,6 +140,7 @@ def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: di
     return {
         "recipe": name,
         "fingerprint": fingerprint(recipe),
+        "data": data_fingerprint(),
         "seed": recipe.seed,
         "settings": recipe.as_dict(),
         "train_seconds": round(train_seconds, 1),
@@ -160,12 +170,12 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    """Per recipe (by settings): seeds, mean and minimum of each held-out set, mean training time."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["recipe"], row["fingerprint"]), []).append(row)
+    """Per recipe (by settings and training case files): seeds, mean and minimum of each held-out set, mean training time."""
+    groups: dict[tuple[str, str, str | None], list[dict]] = {}
+    for row in rows:  # rows from before the data fingerprint carry none: they stay a group of their own
+        groups.setdefault((row["recipe"], row["fingerprint"], row.get("data")), []).append(row)
     lines = []
-    for (name, _), runs in groups.items():
+    for (name, _, _), runs in groups.items():
         line = [name, " ".join(str(run["seed"]) for run in runs)]
         for column in COLUMNS:
             passed = [run["scores"][column][0] for run in runs]
@@ -198,13 +208,14 @@ def main() -> None:
         print(f"{args.name} seed {row['seed']}: {row['scores']} ({args.score}, trained in {row['train_seconds']:.0f} s)")
     elif not args.table:
         resolve(args.base_model)  # the embedded base's one-time conversion is no recipe's time
-        done = {(row["fingerprint"], row["seed"]) for row in read_rows(args.results)}
+        data = data_fingerprint()
+        done = {(row["fingerprint"], row.get("data"), row["seed"]) for row in read_rows(args.results)}
         commit = _commit()  # the code this process imported, whatever is committed while it runs
         args.results.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:  # seed-major: an interrupted sweep has every recipe at the same seeds
             for name, recipe in recipes(args).items():
                 recipe = recipe.with_overrides({"seed": seed})
-                if (fingerprint(recipe), seed) in done:
+                if (fingerprint(recipe), data, seed) in done:
                     continue
                 row = run_one(name, recipe, args.base_model, commit)
                 with args.results.open("a", encoding="utf-8") as results:
