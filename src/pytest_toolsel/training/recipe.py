@@ -31,8 +31,8 @@ class RecipeError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    learning_rate: float = 1e-4
-    epochs: float = 5.0  # see tuning/recipe.yaml for why
+    learning_rate: float = 7e-5
+    epochs: float = 3.0  # see tuning/recipe.yaml for why
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     # Tokens per training row. None: the longest row plus a margin. A row longer than a set limit is
@@ -50,16 +50,16 @@ class Recipe:
     train_embeddings: str = "control"
     # The tool choice is one or two tokens among the ~25 of an answer, most of them query text; these
     # weight the loss on the first `tool_name_tokens` answer tokens (the call opener and tool name).
-    tool_name_weight: float = 5.0
+    tool_name_weight: float = 10.0
     tool_name_tokens: int = 8
     # Loss weight of digit tokens in answers (times, dates, numbers in arguments); 1: no extra weight.
     digit_weight: float = 3.0
     # Loss weight of the token after each string argument (`,`: another follows; `}`: the call ends);
     # 1: no extra weight. See loss.ArgumentEndWeight.
     argument_end_weight: float = 1.0
-    eval_fraction: float = 0.1
+    eval_fraction: float = 0.0
     seed: int = 42
-    # "auto": bf16 mixed precision on a GPU that supports it, fp32 elsewhere (see training/precision.py);
+    # "auto": bf16 mixed precision on a GPU or CPU with bf16 instructions, fp32 elsewhere (see training/precision.py);
     # "bf16" or "fp32" to choose. Weights stay fp32 either way.
     precision: str = "auto"
     # LoRA (peft) instead of a full fine-tune when lora_rank > 0: the base's layers stay frozen and
@@ -73,7 +73,7 @@ class Recipe:
     # values. Saves the prefix's backward pass (whole runs on a 2-core CPU: 1.17x; docs/performance.md).
     # A whole number N: prefixes of at most N tokens keep their gradient, longer ones run without it
     # (a short developer turn costs little backward; a long one, seven tool declarations, costs most).
-    prefix_gradient: bool | int = True
+    prefix_gradient: bool | int = False
     # Passes per epoch over one policy's rows, by the policy's name (a case file's `policy:`); a policy
     # not named takes one. Each pass is shuffled anew. Lets a policy of short, cheap rows take more
     # passes than one whose long prompts cost most of a step, without more epochs over both.
