@@ -124,9 +124,9 @@ def test_the_recipes_loss_weights_and_prefix_gradient_reach_the_loss(tmp_path, t
         "- prompt: held out\n  expect: get_weather\n",
         extra="train:\n  - prompt: Weather in city 7?\n    call: get_weather\n    args: {city: C7}\n",
     ))
-    trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(**weights))
+    trainer.train([load_suite(weather)], str(tiny_base), tmp_path / "ckpt", fast_recipe(tool_name_weight=7.0, **weights))
     (head_tokens, head_weight, emphases), = set(given)
-    assert (head_tokens, head_weight) == (8, 5.0)
+    assert (head_tokens, head_weight) == (8, 7.0)
     # A weight of 1 adds nothing to the loss; each other weight adds its own emphasis.
     expected = {kind: weights[key] for kind, key in ((DigitWeight, "digit_weight"), (ArgumentEndWeight, "argument_end_weight"))
                 if weights[key] != 1.0}
