@@ -276,3 +276,26 @@ def test_accelerate_launch_trains_on_two_processes_and_rank_zero_alone_publishes
     # 8 examples, 2 per process per step, 2 processes: 2 steps per epoch (one process alone: 4).
     assert max(steps) == 4
     assert not list(tmp_path.glob(".ckpt.partial-*"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_same_recipe_and_seed_train_the_same_weights(tmp_path, tiny_base, precision):
+    from safetensors.torch import load_file
+
+    from pytest_toolsel.training import trainer
+
+    rows = "".join(f"  - prompt: Weather in city {n}?\n    call: get_weather\n    args: {{city: C{n}}}\n" for n in range(6))
+    cases = tmp_path / "p.yaml"
+    cases.write_text(case_file("- prompt: held out\n  expect: get_weather\n", extra="train:\n" + rows))
+    recipe = load_recipe(ROOT / "tuning" / "recipe.yaml", {"epochs": 2, "batch_size": 2, "precision": precision})
+    weights = []
+    for run in ("a", "b"):
+        trainer.train([load_suite(cases)], str(tiny_base), tmp_path / run, recipe)
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    first, second = weights
+    base = load_file(tiny_base / "model.safetensors")
+    assert any(name in base and base[name].shape == tensor.shape and not base[name].equal(tensor)
+               for name, tensor in first.items())  # training moved the weights: equal runs are not untrained ones
+    assert first.keys() == second.keys()
+    differing = [name for name in first if not first[name].equal(second[name])]
+    assert not differing, f"{precision}: {len(differing)} of {len(first)} tensors differ between two runs, e.g. {differing[:3]}"
