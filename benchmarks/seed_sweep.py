@@ -107,7 +107,7 @@ def scores(checkpoint: Path) -> tuple[dict[str, list[int]], dict[str, dict[str, 
     return found, missed
 
 
-def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
+def run_one(name: str, recipe, base_model: str, commit: str, data: str) -> dict:
     suites = [load_suite(path) for path in TRAIN_FILES]
     workdir = Path(tempfile.mkdtemp(prefix="seed-sweep-"))
     try:
@@ -119,7 +119,7 @@ def run_one(name: str, recipe, base_model: str, commit: str) -> dict:
         eval_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return sweep_row(name, recipe, trained.metadata, seconds, found, missed, eval_seconds, commit)
+    return sweep_row(name, recipe, trained.metadata, seconds, found, missed, eval_seconds, commit, data)
 
 
 def score_checkpoint(name: str, checkpoint: Path, commit: str) -> dict:
@@ -131,16 +131,17 @@ def score_checkpoint(name: str, checkpoint: Path, commit: str) -> dict:
     recipe = Recipe().with_overrides(metadata["recipe"], str(checkpoint / METADATA_FILE))
     started = time.perf_counter()
     found, missed = scores(checkpoint)
-    return sweep_row(name, recipe, metadata, metadata["train_seconds"], found, missed, time.perf_counter() - started, commit)
+    return sweep_row(name, recipe, metadata, metadata["train_seconds"], found, missed, time.perf_counter() - started, commit,
+                     data_fingerprint())
 
 
 def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: dict, missed: dict, eval_seconds: float,
-              commit: str) -> dict:
+              commit: str, data: str) -> dict:
     history = metadata["log_history"]
     return {
         "recipe": name,
         "fingerprint": fingerprint(recipe),
-        "data": data_fingerprint(),
+        "data": data,
         "seed": recipe.seed,
         "settings": recipe.as_dict(),
         "train_seconds": round(train_seconds, 1),
@@ -208,7 +209,7 @@ def main() -> None:
         print(f"{args.name} seed {row['seed']}: {row['scores']} ({args.score}, trained in {row['train_seconds']:.0f} s)")
     elif not args.table:
         resolve(args.base_model)  # the embedded base's one-time conversion is no recipe's time
-        data = data_fingerprint()
+        data = data_fingerprint()  # at the start: case files edited while the sweep runs are not what it trains
         done = {(row["fingerprint"], row.get("data"), row["seed"]) for row in read_rows(args.results)}
         commit = _commit()  # the code this process imported, whatever is committed while it runs
         args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +218,7 @@ def main() -> None:
                 recipe = recipe.with_overrides({"seed": seed})
                 if (fingerprint(recipe), data, seed) in done:
                     continue
-                row = run_one(name, recipe, args.base_model, commit)
+                row = run_one(name, recipe, args.base_model, commit, data)
                 with args.results.open("a", encoding="utf-8") as results:
                     results.write(json.dumps(row) + "\n")
                 print(f"{name} seed {seed}: {row['scores']} in {row['train_seconds']:.0f} s", flush=True)
