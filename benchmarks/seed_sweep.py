@@ -2,12 +2,14 @@
 
 One seed's figures move by 2-3 cases between seeds, as much as the gaps between recipes, so a
 recipe is judged here by its mean and its worst seed over the held-out sets that `pytest cases/`
-gates on, plus the generalisation set:
+gates on, plus two sets of their own policies' that no training example comes from:
 
 - search: the search policy's held-out cases (cases/search_policy.yaml, 20);
 - generalisation: benchmarks/data/search_policy_generalisation.yaml (80);
 - Mobile Actions: cases/mobile_actions.yaml (47, passing = tool and argument checks), and its exact
-  calls (the cases whose reference call fixes every argument).
+  calls (the cases whose reference call fixes every argument);
+- copying: benchmarks/data/mobile_actions_copying.yaml (40 e-mail addresses, the `to` argument
+  alone: whether a value's first word is copied).
 
 Each (recipe, seed) trains the shipped case files' examples with `pytest_toolsel.training.train`,
 exactly as `pytest cases/` does, into a temporary directory, is scored, and is appended to the
@@ -50,8 +52,10 @@ HELD_OUT = {
     "search": ROOT / "cases" / "search_policy.yaml",
     "generalisation": ROOT / "benchmarks" / "data" / "search_policy_generalisation.yaml",
     "mobile_actions": ROOT / "cases" / "mobile_actions.yaml",
+    # Copying e-mail addresses, 40 cases (scored since 2026-12-06: earlier rows have no such column).
+    "copying": ROOT / "benchmarks" / "data" / "mobile_actions_copying.yaml",
 }
-COLUMNS = ("search", "generalisation", "mobile_actions", "mobile_exact")
+COLUMNS = ("search", "generalisation", "mobile_actions", "mobile_exact", "copying")
 
 
 def recipes(args) -> dict[str, object]:
@@ -179,6 +183,9 @@ def table(rows: list[dict]) -> str:
     for (name, _, _), runs in groups.items():
         line = [name, " ".join(str(run["seed"]) for run in runs)]
         for column in COLUMNS:
+            if any(column not in run["scores"] for run in runs):  # a set scored only since later rows
+                line.append("-")
+                continue
             passed = [run["scores"][column][0] for run in runs]
             total = runs[0]["scores"][column][1]
             line.append(f"{statistics.mean(passed):.1f} / {min(passed)} of {total}")
