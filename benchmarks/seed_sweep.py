@@ -2,7 +2,7 @@
 
 One seed's figures move by 2-3 cases between seeds, as much as the gaps between recipes, so a
 recipe is judged here by its mean and its worst seed over the held-out sets that `pytest cases/`
-gates on, plus two sets of their own policies' that no training example comes from:
+gates on, plus two sets that nothing is trained on:
 
 - search: the search policy's held-out cases (cases/search_policy.yaml, 20);
 - generalisation: benchmarks/data/search_policy_generalisation.yaml (80);
