@@ -14,13 +14,14 @@ import pytest
 
 from conftest import TOOLS_YAML, case_file
 from pytest_toolsel.cases.suite import CaseFileError, Tool, normalise_prompt
-from pytest_toolsel.cases.yaml_source import MAX_FILE_BYTES, load_suite
+from pytest_toolsel.cases.yaml_source import MAX_FILE_BYTES, load_suite, looks_like_case_file
 
 FILE = "policy.yaml"
 GOOD_CASE = "- prompt: What is the weather in Paris?\n  expect: get_weather\n"
 # One tool `t` with a single string argument `q`, for files that are all about the tool declarations.
 TOOL_T = "tools:\n  - name: t\n    parameters:\n      type: object\n      properties:\n        q: {type: string}\n"
 CASES_T = "cases:\n  - prompt: hi\n    expect: t\n"
+TRAIN_T = "train:\n  - prompt: look up cats\n    call: t\n    args: {q: cats}\n"
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ BAD = {
     "cases-is-null": Bad(TOOLS_YAML + "cases:\n", "'cases' must be a list", where="cases", at="cases:"),
     # Collection only picks files with a line starting `cases:`, so a non-mapping document must
     # carry one: inside a flow sequence, or inside a multi-line quoted string.
-    "document-is-a-list": Bad("[\ncases: x\n]\n", "must be a mapping with 'tools' and 'cases'; this one is a list", at="["),
+    "document-is-a-list": Bad("[\ncases: x\n]\n", "must be a mapping with 'tools' and 'cases' (or 'train'); this one is a list", at="["),
     "document-is-a-string": Bad(
         '"a document that is a string\ncases: inside the string"\n',
-        "must be a mapping with 'tools' and 'cases'; this one is a str",
+        "must be a mapping with 'tools' and 'cases' (or 'train'); this one is a str",
         at='"a document',
     ),
     "two-documents": Bad(
@@ -62,6 +63,18 @@ BAD = {
     "missing-tools": Bad(CASES_T, "missing required key 'tools'", where="top level", at="cases:"),
     "empty-tools": Bad("tools: []\n" + CASES_T, "'tools' must declare at least one tool", where="tools", at="tools:"),
     "empty-cases": Bad(TOOLS_YAML + "cases: []\n", "'cases' is empty", where="cases", at="cases: []"),
+    "neither-cases-nor-training-examples": Bad(
+        TOOL_T + "train: []\ncases: []\n", "'cases' is empty: add at least one held-out prompt (or training examples",
+        where="cases", at="cases: []",
+    ),
+    "training-only-file-with-a-bar": Bad(
+        TOOL_T + TRAIN_T + "min_accuracy: 0.9\n", "'min_accuracy' needs held-out 'cases' to count",
+        where="min_accuracy", at="min_accuracy: 0.9",
+    ),
+    "bad-example-in-a-training-only-file": Bad(
+        TOOL_T + TRAIN_T + "  - prompt: and dogs\n    call: u\n", "'u' is not a declared tool",
+        where="train[1]", field="call", at="call: u",
+    ),
     "tool-without-name": Bad(
         "tools:\n  - description: no name here\n    parameters: {type: object}\n" + CASES_T,
         "a tool needs a name",
@@ -650,3 +663,19 @@ def test_cases_and_examples_carry_the_conversation_before_their_prompt(tmp_path)
     assert after_response.prompt == "Weather in Oslo?" and list(after_response.conversation) == turns
     (example,) = suite.train
     assert example.prompt == "Weather in Oslo?" and list(example.conversation) == turns and example.answer
+
+
+@pytest.mark.parametrize("cases", ["", "cases: []\n"], ids=["no-cases-key", "empty-cases"])
+def test_a_file_of_training_examples_only_is_a_case_file_without_cases(tmp_path, cases):
+    text = TOOL_T + TRAIN_T + cases
+    suite = load(tmp_path, text)
+    assert suite.cases == () and [example.prompt for example in suite.train] == ["look up cats"]
+    assert suite.train_lines == (line_of(text, "look up cats"),)
+    assert looks_like_case_file(tmp_path / "suite.yaml")
+
+
+def test_other_yaml_with_a_train_key_is_not_a_case_file(tmp_path):
+    """`train:` alone is common in other tools' YAML (configs of trainers); only with `tools:` is it ours."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model: gemma\ntrain:\n  epochs: 3\n", encoding="utf-8")
+    assert not looks_like_case_file(config)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import tiny
-from conftest import LESSONS, TOOLS, case_file, runs_without_and_with_xdist
+from conftest import LESSONS, TOOLS, TOOLS_YAML, case_file, runs_without_and_with_xdist
 
 PASSING = """\
 - prompt: What is the weather in Paris?
@@ -292,6 +292,20 @@ def test_missing_checkpoint_is_trained_then_reused(pytester, tiny_base):
     second = pytester.runpytest("-p", "no:cacheprovider", "--model", "ckpt", *args)
     assert "pytest-toolsel: training" not in second.stdout.str()
     assert (checkpoint / "toolsel.json").read_text() == json.dumps(metadata, indent=2) + "\n"
+
+
+def test_a_file_of_training_examples_only_is_trained_on_and_yields_no_tests(pytester, tiny_base):
+    """Drills of a skill in a case file of their own: its examples join the others', its tools its own."""
+    pytester.makefile(".yaml", policy=case_file(PASSING, extra=TRAIN))
+    drills = TOOLS_YAML.replace("get_stock_price", "get_quote") + TRAIN.replace("get_stock_price", "get_quote")
+    pytester.makefile(".yaml", drills=drills + "  - prompt: Quote for GLOBEX please\n    call: get_quote\n"
+                      "    args: {ticker: GLOBEX}\n")
+    args = ["--base-model", str(tiny_base), "--recipe-set", "epochs=1", "--recipe-set", "eval_fraction=0"]
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", "--model", "ckpt", *args)
+    result.stdout.fnmatch_lines(["*collected 2 items", "training ckpt from *tiny-base* on 5 examples*"])
+    assert json.loads((pytester.path / "ckpt" / "toolsel.json").read_text())["train_examples"] == 5
+    tests = [line for line in result.stdout.lines if re.match(r"\S+\.yaml::\S+ (PASSED|FAILED)", line)]
+    assert len(tests) == 2 and all(line.startswith("policy.yaml::") for line in tests), tests
 
 
 def test_a_missing_checkpoint_in_an_existing_directory_is_trained_there_not_looked_up_on_the_hub(pytester, tiny_base):

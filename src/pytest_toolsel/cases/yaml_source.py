@@ -4,6 +4,9 @@ Every problem is reported as a `CaseFileError` naming the file, the entry (index
 and, where YAML can tell, the line. Nothing here executes anything from the file: `yaml.safe_load`
 only, and regular expressions are compiled, never evaluated as code. What each part of the file
 holds is read by its own reader: tools.py, examples.py, heldout.py.
+
+A file with `train:` and no `cases:` holds training examples only (drills of a skill, a policy's
+extra data): it is collected, its examples are trained on with the rest, and it yields no tests.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ TOP_LEVEL_KEYS = (
     "policy", "description", "system", "tools", "train", "cases", "min_accuracy", "variants", "distractors",
 )
 _CASE_FILE_MARKER = re.compile(rb"^cases\s*:", re.MULTILINE)
+# A file of training examples only: `train:` alone is too common a key in other YAML to claim a file.
+_TRAINING_FILE_MARKERS = (re.compile(rb"^train\s*:", re.MULTILINE), re.compile(rb"^tools\s*:", re.MULTILINE))
 
 
 def looks_like_case_file(path: Path) -> bool:
-    """Cheap test used at collection: YAML with a top-level `cases:` key (even if otherwise broken)."""
+    """Cheap test used at collection: YAML with a top-level `cases:` key, or with `tools:` and `train:`
+    (training examples only), even if otherwise broken."""
     if path.suffix not in (".yaml", ".yml"):
         return False
     try:
@@ -37,7 +43,7 @@ def looks_like_case_file(path: Path) -> bool:
             head = handle.read(MAX_FILE_BYTES + 1)
     except OSError:
         return False
-    return bool(_CASE_FILE_MARKER.search(head))
+    return bool(_CASE_FILE_MARKER.search(head)) or all(marker.search(head) for marker in _TRAINING_FILE_MARKERS)
 
 
 def load_suite(path: Path | str, display: Path | None = None) -> Suite:
@@ -93,11 +99,15 @@ class SuiteReader(Reader):
     def read(self, document: Any) -> Suite:
         if not isinstance(document, dict):
             kind = "empty" if document is None else f"a {type(document).__name__}"
-            raise self.error(f"a case file must be a mapping with 'tools' and 'cases'; this one is {kind}")
+            raise self.error(f"a case file must be a mapping with 'tools' and 'cases' (or 'train'); this one is {kind}")
         self.check_keys(document, TOP_LEVEL_KEYS, (), "top level")
-        for required in ("tools", "cases"):
-            if required not in document:
-                raise self.error(f"missing required key '{required}'", where="top level")
+        if "tools" not in document:
+            raise self.error("missing required key 'tools'", where="top level")
+        if "cases" not in document and "train" not in document:
+            raise self.error(
+                "missing required key 'cases' (held-out prompts; a file of training examples only has 'train')",
+                where="top level",
+            )
         policy = document.get("policy", self.path.stem)
         system = document.get("system")
         for key, value in (("policy", policy), ("system", system)):
@@ -106,7 +116,11 @@ class SuiteReader(Reader):
         tools = ToolsReader(self.path, self.root).read_tools(document["tools"])
         by_name = {tool.name: tool for tool in tools}
         train = self.read_list(document.get("train") or [], "train")
-        cases = self.read_list(document["cases"], "cases")
+        cases = self.read_list(document.get("cases", []), "cases")
+        training_only = not cases and bool(train)
+        if training_only and document.get("min_accuracy") is not None:
+            raise self.error("'min_accuracy' needs held-out 'cases' to count; this file has training examples only",
+                             ("min_accuracy",), "min_accuracy")
         examples = ExamplesReader(self.path, self.root)
         variant_keys = VariantKeysReader(self.path, self.root)
         return Suite(
@@ -115,7 +129,7 @@ class SuiteReader(Reader):
             system=system,
             tools=tools,
             train=tuple(examples.read_train(entry, i, by_name) for i, entry in enumerate(train)),
-            cases=CasesReader(self.path, self.root).read_cases(cases, by_name),
+            cases=() if training_only else CasesReader(self.path, self.root).read_cases(cases, by_name),
             min_accuracy=self.read_min_accuracy(document.get("min_accuracy")),
             train_lines=tuple(node_line(self.root, ("train", i)) for i in range(len(train))),
             variants=variant_keys.read_variants(document.get("variants")),
