@@ -371,10 +371,11 @@ def test_changed_training_data_warns_that_the_checkpoint_is_stale(pytester, tiny
 
 
 def test_shipped_cases_run_end_to_end(pytester, tiny_checkpoint, tiny_base):
-    """The real cases/ directory, both policies, as `pytest cases/ --model DIR` runs it (on a tiny model
-    that knows nothing of either policy, so the outcome is not the point: the plumbing is)."""
+    """The real cases/ directory, both policies and the copying drills (training examples only), as
+    `pytest cases/ --model DIR` runs it (on a tiny model that knows nothing of either policy, so the
+    outcome is not the point: the plumbing is)."""
     shipped = sorted((Path(__file__).resolve().parents[2] / "cases").glob("*.yaml"))
-    assert [path.name for path in shipped] == ["mobile_actions.yaml", "search_policy.yaml"]
+    assert [path.name for path in shipped] == ["copying_drills.yaml", "mobile_actions.yaml", "search_policy.yaml"]
     (pytester.path / "cases").mkdir()
     for path in shipped:
         (pytester.path / "cases" / path.name).write_text(path.read_text())
