@@ -51,7 +51,9 @@ BAD = {
     "cases-is-null": Bad(TOOLS_YAML + "cases:\n", "'cases' must be a list", where="cases", at="cases:"),
     # Collection only picks files with a line starting `cases:`, so a non-mapping document must
     # carry one: inside a flow sequence, or inside a multi-line quoted string.
-    "document-is-a-list": Bad("[\ncases: x\n]\n", "must be a mapping with 'tools' and 'cases' (or 'train'); this one is a list", at="["),
+    "document-is-a-list": Bad(
+        "[\ncases: x\n]\n", "must be a mapping with 'tools' and 'cases' (or 'train'); this one is a list", at="["
+    ),
     "document-is-a-string": Bad(
         '"a document that is a string\ncases: inside the string"\n',
         "must be a mapping with 'tools' and 'cases' (or 'train'); this one is a str",

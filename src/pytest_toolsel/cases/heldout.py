@@ -21,7 +21,11 @@ class CasesReader(ConversationReader):
 
     def read_cases(self, entries: list, by_name: Mapping[str, Tool]) -> tuple[Case, ...]:
         if not entries:
-            raise self.error("'cases' is empty: add at least one held-out prompt (or training examples under 'train')", ("cases",), where="cases")
+            raise self.error(
+                "'cases' is empty: add at least one held-out prompt (or training examples under 'train')",
+                ("cases",),
+                where="cases",
+            )
         cases: list[tuple[Case, bool]] = []
         explicit_ids: dict[str, int] = {}
         for index, entry in enumerate(entries):
