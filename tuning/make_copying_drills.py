@@ -8,6 +8,7 @@ and those files.
 
 `--titles-and-names` adds 90 rows: event titles at every hour of the day and contacts whose address
 shortens the name (measured, not adopted: docs/results.md, "Drills of titles, hours and names").
+`--no-held-out-frames` replaces the one request frame that a held-out case also uses (a candidate).
 """
 
 import argparse
@@ -43,6 +44,9 @@ EMAIL_REQUESTS = (
     "I need to email {address} about the {subject}", "compose an email to {address}. Subject: {Subject}",
     "shoot {address} a quick email, subject {Subject}", "could you write an email to {address}? subject {Subject}",
 )
+# The third frame above is also the held-out case email-3's; a candidate replaces it by this one
+# (--no-held-out-frames; docs/results.md, "Copying drills at scale": being measured).
+OWN_FRAME = "drop my {role} a note at {address} regarding the {subject}"
 ROLES = ("neighbour", "colleague", "friend", "teacher", "doctor", "manager", "coach", "landlord", "cousin", "boss")
 # {title} as the request says it, {Title} as the call writes it; {when}: a date and a time of day.
 EVENT_REQUESTS = (
@@ -66,7 +70,11 @@ CONTACT_REQUESTS = (
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--titles-and-names", action="store_true", help="add event titles and contacts' names")
-    titles_and_names_too = ap.parse_args().titles_and_names
+    ap.add_argument("--no-held-out-frames", action="store_true", help="replace email-3's request frame by OWN_FRAME")
+    args = ap.parse_args()
+    titles_and_names_too = args.titles_and_names
+    email_requests = tuple(OWN_FRAME if args.no_held_out_frames and "Can you email my" in request else request
+                           for request in EMAIL_REQUESTS)
     tokenizer = AutoTokenizer.from_pretrained(resolve(EMBEDDED_ALIAS))
 
     def cut_without_space(word: str) -> bool:
@@ -99,7 +107,7 @@ def main() -> None:
         local = f"{first}.{rng.choice(short_words)}" if index % 2 == 0 else first
         address = f"{local}@{rng.choice(domains)}"
         subject = f"{fresh(cut_capitalised).capitalize()} {rng.choice(short_words)}"
-        request = EMAIL_REQUESTS[index % len(EMAIL_REQUESTS)]
+        request = email_requests[index % len(email_requests)]
         prompt = request.format(address=address, subject=subject.lower(), Subject=subject, role=rng.choice(ROLES))
         rows.append((prompt, "send_email", {"to": address, "subject": subject}))
     for index in range(80):
