@@ -37,16 +37,17 @@ HEADER = """# Copying drills: training examples only (no held-out cases, so no t
 # its own, so that its batches share a short developer turn instead of Mobile Actions' long one.
 """
 # {address}; {subject} as the request says it, {Subject} as the call writes it; {role} of the recipient.
+# The held-out case email-3 opens with this frame too; a candidate replaces it by OWN_FRAME
+# (--no-held-out-frames; docs/results.md, "Copying drills at scale": being measured).
+HELD_OUT_FRAME = "Can you email my {role} at {address} about the {subject}?"
+OWN_FRAME = "drop my {role} a note at {address} regarding the {subject}"
 EMAIL_REQUESTS = (
     "email {address} about the {subject}", "Send an email to {address} with the subject {Subject}",
-    "write to {address}, subject: {Subject}", "Can you email my {role} at {address} about the {subject}?",
+    "write to {address}, subject: {Subject}", HELD_OUT_FRAME,
     "mail {address} subject '{Subject}'", "please send {address} an email titled {Subject}",
     "I need to email {address} about the {subject}", "compose an email to {address}. Subject: {Subject}",
     "shoot {address} a quick email, subject {Subject}", "could you write an email to {address}? subject {Subject}",
 )
-# The third frame above is also the held-out case email-3's; a candidate replaces it by this one
-# (--no-held-out-frames; docs/results.md, "Copying drills at scale": being measured).
-OWN_FRAME = "drop my {role} a note at {address} regarding the {subject}"
 ROLES = ("neighbour", "colleague", "friend", "teacher", "doctor", "manager", "coach", "landlord", "cousin", "boss")
 # {title} as the request says it, {Title} as the call writes it; {when}: a date and a time of day.
 EVENT_REQUESTS = (
@@ -71,9 +72,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--titles-and-names", action="store_true", help="add event titles and contacts' names")
     ap.add_argument("--no-held-out-frames", action="store_true", help="replace email-3's request frame by OWN_FRAME")
-    args = ap.parse_args()
-    titles_and_names_too = args.titles_and_names
-    email_requests = tuple(OWN_FRAME if args.no_held_out_frames and "Can you email my" in request else request
+    options = ap.parse_args()
+    email_requests = tuple(OWN_FRAME if options.no_held_out_frames and request == HELD_OUT_FRAME else request
                            for request in EMAIL_REQUESTS)
     tokenizer = AutoTokenizer.from_pretrained(resolve(EMBEDDED_ALIAS))
 
@@ -120,12 +120,12 @@ def main() -> None:
         rows.append((request.format(first=first, last=last, number=number), "create_contact", args))
 
     shipped = open("cases/mobile_actions.yaml").read()
-    names = ["send_email", "create_contact"]
-    # Events resolve dates against the shipped policy's current date, so they come with its system text.
-    system = shipped[shipped.index("system: |\n"):shipped.index("tools:\n")] if titles_and_names_too else ""
-    if titles_and_names_too:
+    names, system = ["send_email", "create_contact"], ""
+    if options.titles_and_names:
         rows += titles_and_names(cut_capitalised, short_words, domains, fresh)
         names.append("create_calendar_event")
+        # Events resolve dates against the shipped policy's current date, so they come with its system text.
+        system = shipped[shipped.index("system: |\n"):shipped.index("tools:\n")]
     tools = [tool for tool in yaml.safe_load(shipped)["tools"] if tool["function"]["name"] in names]
     out = [HEADER, "policy: copying-drills\n", system, yaml.safe_dump({"tools": tools}, sort_keys=False), "train:\n"]
     for prompt, call, args in rows:
