@@ -71,7 +71,7 @@ def recipes(args) -> dict[str, object]:
 # Recipe keys added after the sweep's first rows, with the behaviour the code had before them: left
 # out of a fingerprint at that value, so that a recipe keeps its fingerprint (and its earlier seeds)
 # across the code that added them, whatever the built-in default becomes later.
-LATER_KEYS = {"prefix_gradient": True, "policy_passes": {}}
+LATER_KEYS = {"prefix_gradient": True, "policy_passes": {}, "average_weights_from": None}
 
 
 def fingerprint(recipe) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from .averaging import check_fraction
 from .embeddings import CHOICES as EMBEDDING_CHOICES
 from .precision import CHOICES as PRECISIONS
 
@@ -78,6 +79,9 @@ class Recipe:
     # not named takes one. Each pass is shuffled anew. Lets a policy of short, cheap rows take more
     # passes than one whose long prompts cost most of a step, without more epochs over both.
     policy_passes: dict[str, int] = field(default_factory=dict)
+    # null: the checkpoint holds the weights after the last step. A fraction f in [0, 1): it holds the
+    # mean of the trainable weights after every step from f of training on (training/averaging.py).
+    average_weights_from: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +133,10 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _consistent(recipe: "Recipe", source: str) -> "Recipe":
+    try:
+        check_fraction(recipe.average_weights_from, source)
+    except ValueError as problem:
+        raise RecipeError(str(problem)) from None
     if recipe.lora_rank < 0:
         raise RecipeError(f"{source}: lora_rank must be 0 (full fine-tune) or a positive rank, got {recipe.lora_rank}")
     if recipe.lora_rank and recipe.train_embeddings != "control":

@@ -21,6 +21,7 @@ from ..cases.suite import Suite
 from ..functiongemma.base_prep import prepare_for_function_calling
 from ..functiongemma.chat_format import FORMAT_VERSION
 from ..models.loading import METADATA_FILE, pick_device, read_metadata, resolve
+from .averaging import weight_average_callback
 from .batches import PolicyBatchSampler
 from .data import SourcedRecord, data_hash, sourced_records, split, tokenized_row, training_records
 from .adapters import merged, unwrapped_peft, with_adapters
@@ -243,7 +244,7 @@ def train(
             train_dataset=Dataset.from_list(train_rows),
             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
-            callbacks=[*_tensorboard(report_dir), progress_callback()],
+            callbacks=[*_tensorboard(report_dir), *_weight_average(recipe), progress_callback()],
         )
         # Our progress line replaces Trainer's bar and the per-step dicts it prints.
         trainer.remove_callback(ProgressCallback)
@@ -315,6 +316,12 @@ def _publish(staging: Path, target: Path) -> None:
     os.replace(staging, target)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def _weight_average(recipe: Recipe) -> list:
+    if recipe.average_weights_from is None:
+        return []
+    return [weight_average_callback(recipe.average_weights_from)]
 
 
 def _tensorboard(report_dir: Path | None) -> list:
