@@ -8,7 +8,8 @@ and those files.
 
 `--titles-and-names` adds 90 rows: event titles at every hour of the day and contacts whose address
 shortens the name (measured, not adopted: docs/results.md, "Drills of titles, hours and names").
-`--no-held-out-frames` replaces the one request frame that a held-out case also uses (a candidate).
+`--no-held-out-frames` replaces the one request frame that a held-out case also uses (measured at two
+seeds, not adopted: docs/results.md, "Copying drills at scale").
 """
 
 import argparse
@@ -37,8 +38,8 @@ HEADER = """# Copying drills: training examples only (no held-out cases, so no t
 # its own, so that its batches share a short developer turn instead of Mobile Actions' long one.
 """
 # {address}; {subject} as the request says it, {Subject} as the call writes it; {role} of the recipient.
-# The held-out case email-3 opens with this frame too; a candidate replaces it by OWN_FRAME
-# (--no-held-out-frames; docs/results.md, "Copying drills at scale": being measured).
+# The held-out case email-3 opens with this frame too; --no-held-out-frames replaces it by OWN_FRAME
+# (measured at two seeds, not adopted: docs/results.md, "Copying drills at scale").
 HELD_OUT_FRAME = "Can you email my {role} at {address} about the {subject}?"
 OWN_FRAME = "drop my {role} a note at {address} regarding the {subject}"
 EMAIL_REQUESTS = (
