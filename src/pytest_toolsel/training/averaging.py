@@ -4,7 +4,9 @@ The checkpoint gets, instead of the weights after the last step, the plain mean 
 after every step from a given fraction of training on (stochastic weight averaging's uniform tail
 average; Izmailov et al. 2018). A few hundred steps of batches of 8 leave the last weights at one
 draw of the batch order, and that draw moves the held-out sets by 2-3 cases from seed to seed;
-the mean over the last steps is meant to smooth that out. Only trainable parameters are averaged
+the mean over the last steps was meant to smooth that out (over three seeds it did not: half of
+the steps averaged scored as the last step's weights or lower, docs/results.md, so the default
+recipe leaves it off). Only trainable parameters are averaged
 (the layers, the control tokens' rows, or LoRA's adapters), so the cost is one copy of them and one
 in-place update per step.
 """
