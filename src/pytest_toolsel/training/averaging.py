@@ -14,18 +14,6 @@ in-place update per step.
 from __future__ import annotations
 
 
-def check_fraction(value, source: str) -> float | None:
-    """`null` (off) or a fraction of the training steps in [0, 1): 0 averages every step."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(
-            f"{source}: recipe key 'average_weights_from' must be null (off) or the fraction of training "
-            f"after which weights are averaged, from 0 up to but not including 1, got {value!r}"
-        )
-    return float(value)
-
-
 def first_averaged_step(max_steps: int, start_fraction: float) -> int:
     """The first optimiser step (1-based) whose weights enter the mean; at least the last step."""
     return min(max_steps, int(max_steps * start_fraction) + 1)
@@ -41,7 +29,6 @@ def weight_average_callback(start_fraction: float):
         def __init__(self):
             self.parameters: list = []
             self.mean: list | None = None
-            self.count = 0
             self.first = 1
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -53,12 +40,12 @@ def weight_average_callback(start_fraction: float):
             if state.global_step < self.first:
                 return
             current = [parameter.detach() for parameter in self.parameters]
-            self.count += 1
             if self.mean is None:
                 self.mean = [weight.clone() for weight in current]
-            else:  # running mean: mean += (current - mean) / count
+            else:  # running mean over the steps averaged so far: mean += (current - mean) / count
+                count = state.global_step - self.first + 1
                 for mean, weight in zip(self.mean, current):
-                    mean.lerp_(weight, 1.0 / self.count)
+                    mean.lerp_(weight, 1.0 / count)
 
         @torch.no_grad()
         def on_train_end(self, args, state, control, **kwargs):

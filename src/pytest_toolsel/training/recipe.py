@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from .averaging import check_fraction
 from .embeddings import CHOICES as EMBEDDING_CHOICES
 from .precision import CHOICES as PRECISIONS
 
@@ -17,6 +16,8 @@ DEFAULT_RECIPE = Path("tuning") / "recipe.yaml"
 CHOICES = {"token_init": ("words", "quote", "mean"), "train_embeddings": EMBEDDING_CHOICES, "precision": PRECISIONS}
 # The recipe keys that are a positive number of tokens or null.
 TOKEN_COUNTS = ("max_length",)
+# The recipe keys that are a fraction of the training steps, from 0 up to (not including) 1, or null.
+FRACTIONS = ("average_weights_from",)
 # Keys that take true, false or a number of tokens.
 TRUE_FALSE_OR_TOKENS = ("prefix_gradient",)
 # Keys that recipes once had, with why they are gone: a recipe that still sets one is told so.
@@ -109,6 +110,8 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
             checked[key] = _passes_by_policy(key, value, source)
         elif key in TOKEN_COUNTS:
             checked[key] = _tokens_or_null(key, value, source)
+        elif key in FRACTIONS:
+            checked[key] = _fraction_or_null(key, value, source)
         elif default is None or isinstance(default, str):
             checked[key] = value
         elif isinstance(default, int) and not isinstance(value, bool):
@@ -133,10 +136,6 @@ def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _consistent(recipe: "Recipe", source: str) -> "Recipe":
-    try:
-        check_fraction(recipe.average_weights_from, source)
-    except ValueError as problem:
-        raise RecipeError(str(problem)) from None
     if recipe.lora_rank < 0:
         raise RecipeError(f"{source}: lora_rank must be 0 (full fine-tune) or a positive rank, got {recipe.lora_rank}")
     if recipe.lora_rank and recipe.train_embeddings != "control":
@@ -172,6 +171,17 @@ def _tokens_or_null(key: str, value: Any, source: str) -> int | None:
     if _is_token_count(value):
         return int(value)
     raise RecipeError(f"{source}: recipe key '{key}' must be a number of tokens or null, got {value!r}")
+
+
+def _fraction_or_null(key: str, value: Any, source: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise RecipeError(
+            f"{source}: recipe key '{key}' must be null (off) or a fraction of the training steps, "
+            f"from 0 up to but not including 1, got {value!r}"
+        )
+    return float(value)
 
 
 def _passes_by_policy(key: str, value: Any, source: str) -> dict[str, int]:
