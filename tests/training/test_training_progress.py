@@ -36,3 +36,15 @@ def test_training_writes_one_readable_progress_line(tmp_path, tiny_base, monkeyp
         assert all("eval loss" in line for line in lines)
     out, err = capfd.readouterr()
     assert "{'loss'" not in out + err and "Loading weights" not in out + err and "Truncating" not in out + err
+
+
+def test_progress_shows_a_fractional_epoch_count_as_the_recipe_gives_it(tmp_path, tiny_base, monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(progress.sys, "stderr", stream)
+    monkeypatch.setattr(stream, "isatty", lambda: False)
+    (tmp_path / "p.yaml").write_text(case_file("- prompt: held out\n  expect: get_weather\n", extra="train:\n" + TRAIN))
+    recipe = load_recipe(None, {"epochs": 1.5, "batch_size": 2, "eval_fraction": 0})
+    train([load_suite(tmp_path / "p.yaml")], str(tiny_base), tmp_path / "ckpt", recipe)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" | ")[:2] for line in lines] == [["training: step 6/9", "epoch 1.00/1.5"],
+                                                        ["training: step 9/9", "epoch 1.50/1.5"]]

@@ -30,6 +30,8 @@ def progress_callback(stream: TextIO | None = None, interactive: bool | None = N
         def on_train_begin(self, args, state, control, **kwargs):
             self.started = time.perf_counter()
             self.state = state
+            # The recipe's epochs as given (3.5); state.num_train_epochs is rounded up to whole ones.
+            self.epochs = args.num_train_epochs
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -40,7 +42,7 @@ def progress_callback(stream: TextIO | None = None, interactive: bool | None = N
             elapsed = time.perf_counter() - self.started
             left = elapsed / state.global_step * (state.max_steps - state.global_step) if state.global_step else 0.0
             parts = [f"training: step {state.global_step}/{state.max_steps}",
-                     f"epoch {state.epoch or 0:.2f}/{state.num_train_epochs:g}"]
+                     f"epoch {state.epoch or 0:.2f}/{self.epochs:g}"]
             if self.loss is not None:
                 parts.append(f"loss {self.loss:.4f}")
             if self.eval_loss is not None:
