@@ -28,7 +28,7 @@ def test_shipped_recipe_is_valid_and_complete():
     shipped = json.loads(json.dumps(recipe.as_dict()))
     assert set(shipped) == set(Recipe().as_dict())
     assert recipe == Recipe()  # a project without tuning/recipe.yaml trains the same way
-    assert recipe.learning_rate == pytest.approx(7e-5)
+    assert (recipe.learning_rate, recipe.epochs) == (pytest.approx(5e-5), 3.5)
 
 
 def test_recipe_overrides_are_typed_and_checked(tmp_path):

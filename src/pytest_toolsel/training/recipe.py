@@ -33,8 +33,8 @@ class RecipeError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    learning_rate: float = 7e-5
-    epochs: float = 3.0  # see tuning/recipe.yaml for why
+    learning_rate: float = 5e-5
+    epochs: float = 3.5  # see tuning/recipe.yaml for why
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     # Tokens per training row. None: the longest row plus a margin. A row longer than a set limit is
