@@ -16,15 +16,20 @@ from pytest_toolsel.training.trainer import train
 TRAIN = "".join(f"  - prompt: Weather in city {n}?\n    call: get_weather\n    args: {{city: C{n}}}\n" for n in range(12))
 
 
-@pytest.mark.parametrize("interactive", [False, True], ids=["log", "terminal"])
-def test_training_writes_one_readable_progress_line(tmp_path, tiny_base, monkeypatch, capfd, interactive):
+def progress_written(tmp_path, tiny_base, monkeypatch, interactive: bool, recipe_keys: dict) -> str:
+    """What a real tiny training writes to stderr, as on a terminal or in a log."""
     stream = io.StringIO()
     monkeypatch.setattr(progress.sys, "stderr", stream)
     monkeypatch.setattr(stream, "isatty", lambda: interactive)
     (tmp_path / "p.yaml").write_text(case_file("- prompt: held out\n  expect: get_weather\n", extra="train:\n" + TRAIN))
-    recipe = load_recipe(None, {"epochs": 2, "batch_size": 4, "eval_fraction": 0.2})
-    train([load_suite(tmp_path / "p.yaml")], str(tiny_base), tmp_path / "ckpt", recipe)
-    written = stream.getvalue()
+    train([load_suite(tmp_path / "p.yaml")], str(tiny_base), tmp_path / "ckpt", load_recipe(None, recipe_keys))
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("interactive", [False, True], ids=["log", "terminal"])
+def test_training_writes_one_readable_progress_line(tmp_path, tiny_base, monkeypatch, capfd, interactive):
+    written = progress_written(tmp_path, tiny_base, monkeypatch, interactive,
+                               {"epochs": 2, "batch_size": 4, "eval_fraction": 0.2})
     if interactive:
         assert written.count("\r") >= 6 and written.endswith("\n")
         last = written.rsplit("\r\x1b[K", 1)[1]
@@ -39,12 +44,7 @@ def test_training_writes_one_readable_progress_line(tmp_path, tiny_base, monkeyp
 
 
 def test_progress_shows_a_fractional_epoch_count_as_the_recipe_gives_it(tmp_path, tiny_base, monkeypatch):
-    stream = io.StringIO()
-    monkeypatch.setattr(progress.sys, "stderr", stream)
-    monkeypatch.setattr(stream, "isatty", lambda: False)
-    (tmp_path / "p.yaml").write_text(case_file("- prompt: held out\n  expect: get_weather\n", extra="train:\n" + TRAIN))
-    recipe = load_recipe(None, {"epochs": 1.5, "batch_size": 2, "eval_fraction": 0})
-    train([load_suite(tmp_path / "p.yaml")], str(tiny_base), tmp_path / "ckpt", recipe)
-    lines = stream.getvalue().splitlines()
+    written = progress_written(tmp_path, tiny_base, monkeypatch, False, {"epochs": 1.5, "batch_size": 2, "eval_fraction": 0})
+    lines = written.splitlines()
     assert [line.split(" | ")[:2] for line in lines] == [["training: step 6/9", "epoch 1.00/1.5"],
                                                         ["training: step 9/9", "epoch 1.50/1.5"]]
