@@ -202,7 +202,8 @@ def main() -> None:
                         help="'name: key=value,key=value' on top of tuning/recipe.yaml (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--base-model", default=EMBEDDED_ALIAS)
-    parser.add_argument("--results", type=Path, default=ROOT / "reports" / "seed-sweep.jsonl")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "seed-sweep.jsonl",
+                        help="the results file, tracked in git so that the rows behind docs/results.md stay with the code")
     parser.add_argument("--table", action="store_true", help="only print the table of the results file")
     parser.add_argument("--score", type=Path, metavar="CHECKPOINT",
                         help="score a checkpoint trained by `pytest cases/` (a seed of its recipe) instead of training")
