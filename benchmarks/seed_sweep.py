@@ -153,6 +153,9 @@ def sweep_row(name: str, recipe, metadata: dict, train_seconds: float, found: di
         "train_examples": metadata["train_examples"],
         "steps": max((entry.get("step", 0) for entry in history), default=0),
         "eval_loss": [round(entry["eval_loss"], 4) for entry in history if "eval_loss" in entry],
+        # The training loss at each logged step: two runs of one recipe, seed and data that differ here
+        # did not train alike (the main job's checkpoint against the sweep's, say).
+        "loss": [[entry["step"], round(entry["loss"], 4)] for entry in history if "loss" in entry],
         "scores": found,
         "missed": missed,
         "commit": commit,
